@@ -1,0 +1,13 @@
+"""Import every package's models so the one metadata knows the whole schema."""
+
+from __future__ import annotations
+
+import autoreply.models
+import conversations.models
+from conversations.db import Base
+
+__all__ = ["metadata"]
+
+_MODEL_MODULES = (conversations.models, autoreply.models)
+
+metadata = Base.metadata
