@@ -97,7 +97,9 @@ def load_settings(
     env = os.environ if env is None else env
     errors: list[str] = []
     file_values: dict[str, Any] = {}
-    path = config_file or (Path(env[_ENV_PREFIX + "CONFIG"]) if env.get(_ENV_PREFIX + "CONFIG") else None)
+    path = config_file or (
+        Path(env[_ENV_PREFIX + "CONFIG"]) if env.get(_ENV_PREFIX + "CONFIG") else None
+    )
     if path is None and Path("crmbot.toml").exists():
         path = Path("crmbot.toml")
     if path is not None:
@@ -152,7 +154,7 @@ def load_settings(
         public_url=(values.get("public_url") or f"http://{host}:{port}").rstrip("/"),
         secret_key=secret_key,
         data_dir=data_dir,
-        sandbox=values.get("sandbox") if values.get("sandbox") is not None else True,
+        sandbox=bool(values["sandbox"]) if values.get("sandbox") is not None else True,
         timezone=timezone,
         log_format=log_format,
         log_level=(values.get("log_level") or "INFO").upper(),

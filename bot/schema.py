@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import autoreply.models
+import conversations.consent
 import conversations.models
 from conversations.db import Base
 
 __all__ = ["metadata"]
 
-_MODEL_MODULES = (conversations.models, autoreply.models)
+_MODEL_MODULES = (conversations.models, conversations.consent, autoreply.models)
 
 metadata = Base.metadata

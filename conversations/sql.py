@@ -20,7 +20,7 @@ async def insert_ignore_returning_id(
 
     One round trip and no savepoint, so a duplicate costs as little as a read.
     """
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         stmt_pg = (
             postgresql.insert(table)
@@ -28,11 +28,13 @@ async def insert_ignore_returning_id(
             .on_conflict_do_nothing(index_elements=list(conflict_columns))
             .returning(table.c.id)
         )
-        return (await session.execute(stmt_pg)).scalar_one_or_none()
+        new_id: int | None = (await session.execute(stmt_pg)).scalar_one_or_none()
+        return new_id
     stmt = (
         sqlite.insert(table)
         .values(**values)
         .on_conflict_do_nothing(index_elements=list(conflict_columns))
         .returning(table.c.id)
     )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    found: int | None = (await session.execute(stmt)).scalar_one_or_none()
+    return found

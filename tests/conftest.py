@@ -110,7 +110,9 @@ def pg_template(pg_server: postgres.PostgresServer) -> str:
     import asyncpg
 
     async def create() -> None:
-        conn = await asyncpg.connect(host="127.0.0.1", port=pg_server.port, user=pg_server.user, database="postgres")
+        conn = await asyncpg.connect(
+            host="127.0.0.1", port=pg_server.port, user=pg_server.user, database="postgres"
+        )
         await conn.execute("CREATE DATABASE crmbot_template")
         await conn.close()
 
@@ -129,7 +131,9 @@ async def _new_pg_url(server: postgres.PostgresServer, template: str) -> str:
     import asyncpg
 
     name = f"t_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(host="127.0.0.1", port=server.port, user=server.user, database="postgres")
+    conn = await asyncpg.connect(
+        host="127.0.0.1", port=server.port, user=server.user, database="postgres"
+    )
     try:
         await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE {template}')
     finally:

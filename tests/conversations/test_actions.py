@@ -22,7 +22,9 @@ async def _account(db: Database, kind: str = "wecom.kf", token: str = "tok1") ->
 
 
 def _text(key: str, who: str = "wm_customer", text: str = "你好", **kw: object) -> InboundMessage:
-    return InboundMessage(provider_key=key, external_id=who, kind=MessageKind.TEXT, text=text, occurred_at=T0, **kw)  # type: ignore[arg-type]
+    return InboundMessage(
+        provider_key=key, external_id=who, kind=MessageKind.TEXT, text=text, occurred_at=T0, **kw
+    )  # type: ignore[arg-type]
 
 
 async def test_duplicate_inbound_is_stored_once(db: Database) -> None:
@@ -52,8 +54,12 @@ async def test_identities_sharing_a_phone_are_one_customer(db: Database) -> None
     sms = await _account(db, kind="sms.aliyun", token="s")
     kf = await _account(db, kind="wecom.kf", token="k")
     async with db.transaction() as s:
-        await actions.record_inbound(s, sms, [_text("a", who="+8613800138000", contact_hints={"phone": "+8613800138000"})])
-        await actions.record_inbound(s, kf, [_text("b", who="wmXYZ", contact_hints={"phone": "+8613800138000"})])
+        await actions.record_inbound(
+            s, sms, [_text("a", who="+8613800138000", contact_hints={"phone": "+8613800138000"})]
+        )
+        await actions.record_inbound(
+            s, kf, [_text("b", who="wmXYZ", contact_hints={"phone": "+8613800138000"})]
+        )
     async with db.reading() as s:
         assert await s.scalar(select(func.count()).select_from(Customer)) == 1
         assert await s.scalar(select(func.count()).select_from(Conversation)) == 2
@@ -64,11 +70,19 @@ async def test_receipt_never_moves_status_backwards(db: Database) -> None:
     async with db.transaction() as s:
         await actions.record_inbound(s, acc, [_text("m1")])
         conv = (await s.execute(select(Conversation))).scalar_one()
-        msg = await actions.queue_outbound(s, conv, text="您好", purpose=Purpose.REPLY, idempotency_key="k1")
+        msg = await actions.queue_outbound(
+            s, conv, text="您好", purpose=Purpose.REPLY, idempotency_key="k1"
+        )
         assert msg is not None
     for status in (MessageStatus.DELIVERED, MessageStatus.SENT):
         async with db.transaction() as s:
-            await actions.apply_status(s, acc.id, StatusUpdate(provider_key=f"r-{status}", status=status, occurred_at=T0, outbox_key="k1"))
+            await actions.apply_status(
+                s,
+                acc.id,
+                StatusUpdate(
+                    provider_key=f"r-{status}", status=status, occurred_at=T0, outbox_key="k1"
+                ),
+            )
     async with db.reading() as s:
         stored = await s.get(Message, msg.id)
         assert stored is not None and stored.status == "delivered"
@@ -79,8 +93,12 @@ async def test_same_decision_queues_one_outbox_row(db: Database) -> None:
     async with db.transaction() as s:
         await actions.record_inbound(s, acc, [_text("m1")])
         conv = (await s.execute(select(Conversation))).scalar_one()
-        first = await actions.queue_outbound(s, conv, text="a", purpose=Purpose.AUTO_REPLY, idempotency_key="autoreply:1")
-        second = await actions.queue_outbound(s, conv, text="a", purpose=Purpose.AUTO_REPLY, idempotency_key="autoreply:1")
+        first = await actions.queue_outbound(
+            s, conv, text="a", purpose=Purpose.AUTO_REPLY, idempotency_key="autoreply:1"
+        )
+        second = await actions.queue_outbound(
+            s, conv, text="a", purpose=Purpose.AUTO_REPLY, idempotency_key="autoreply:1"
+        )
     assert first is not None and second is None
     async with db.reading() as s:
         assert await s.scalar(select(func.count()).select_from(OutboxItem)) == 1

@@ -12,6 +12,8 @@ from conversations.db import Database
 async def test_migrations_match_models(db: Database) -> None:
     async with db.engine.connect() as conn:
         diff = await conn.run_sync(
-            lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"compare_type": True}), metadata)
+            lambda sync: compare_metadata(
+                MigrationContext.configure(sync, opts={"compare_type": True}), metadata
+            )
         )
     assert diff == []

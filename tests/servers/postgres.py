@@ -22,7 +22,9 @@ def _pg_bin(name: str) -> str | None:
 def available() -> str | None:
     """None if PostgreSQL can be started here, else the reason it cannot."""
     if not _pg_bin("initdb") or not _pg_bin("pg_ctl"):
-        return "PostgreSQL server binaries (initdb, pg_ctl) not installed: apt-get install postgresql"
+        return (
+            "PostgreSQL server binaries (initdb, pg_ctl) not installed: apt-get install postgresql"
+        )
     if os.geteuid() == 0:
         try:
             pwd.getpwnam("postgres")
@@ -44,10 +46,30 @@ class PostgresServer:
         return self.url("postgres")
 
     def stop(self) -> None:
-        self._run([_pg_bin("pg_ctl") or "pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "stop"], check=False)
+        self._run(
+            [
+                _pg_bin("pg_ctl") or "pg_ctl",
+                "-D",
+                str(self.root / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            check=False,
+        )
 
     def start(self) -> None:
-        self._run([_pg_bin("pg_ctl") or "pg_ctl", "-D", str(self.root / "data"), "-l", str(self.root / "log"), "-w", "start"])
+        self._run(
+            [
+                _pg_bin("pg_ctl") or "pg_ctl",
+                "-D",
+                str(self.root / "data"),
+                "-l",
+                str(self.root / "log"),
+                "-w",
+                "start",
+            ]
+        )
         wait_for_port(self.port)
 
     def _run(self, cmd: list[str], check: bool = True) -> None:
@@ -70,7 +92,20 @@ def start(root: Path) -> PostgresServer:
     port = free_port()
     data = root / "data"
     subprocess.run(
-        _as_user([_pg_bin("initdb") or "initdb", "-D", str(data), "-U", user, "-A", "trust", "-E", "UTF8", "--locale=C"]),
+        _as_user(
+            [
+                _pg_bin("initdb") or "initdb",
+                "-D",
+                str(data),
+                "-U",
+                user,
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ]
+        ),
         check=True,
         capture_output=True,
     )

@@ -11,7 +11,11 @@ from .ports import free_port, wait_for_port
 
 
 def available() -> str | None:
-    return None if shutil.which("redis-server") else "redis-server not installed: apt-get install redis-server"
+    return (
+        None
+        if shutil.which("redis-server")
+        else "redis-server not installed: apt-get install redis-server"
+    )
 
 
 @dataclass
@@ -27,9 +31,19 @@ class RedisServer:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [
-                "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.root), "--appendonly", "yes", "--save", "",
-                "--protected-mode", "no",
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.root),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--protected-mode",
+                "no",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
