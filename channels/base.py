@@ -131,17 +131,25 @@ class HandshakeAdapter(Protocol):
 
 
 class PullAdapter(Protocol):
-    """Adapters that pull pages (微信客服 sync_msg, archive seq, IMAP UIDs)."""
+    """Adapters that pull pages (微信客服 sync_msg, archive seq, IMAP UIDs).
 
-    async def pull(self, cursor: str | None) -> PullPage: ...
+    `bot.pollers` runs the loop: it loads the account's cursors, calls `pull`, stores the
+    page's items and moves `page.cursor_name` to `page.cursor` in ONE transaction
+    (DESIGN.md invariant 2), then calls `pull` again while `has_more`, else
+    `wait_for_new` (IMAP IDLE, a kf callback wake-up, or a plain timeout).
+    """
+
+    async def pull(self, cursors: Mapping[str, str]) -> PullPage: ...
+
+    async def wait_for_new(self, timeout: float) -> None: ...
 
 
 @dataclass(frozen=True)
 class PullPage:
     items: Sequence[Inbound]
-    cursor: str | None  # stored with the items in one transaction
+    cursor_name: str  # e.g. "imap:INBOX", "kf:wkAbc", "archive:seq"
+    cursor: str | None  # new value, stored with the items; None = leave as is
     has_more: bool = False
-    cursor_name: str = "default"
 
 
 AdapterFactory = Callable[[AccountRef, ChannelContext], ChannelAdapter]

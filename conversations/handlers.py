@@ -1,0 +1,47 @@
+"""What a pipeline handler receives. Handlers live in the domain packages (autoreply,
+tagging, consent …) and are registered in `bot/wiring.py`; they run in order inside ONE
+transaction that also marks the message processed, so each is idempotent by construction
+and its outbox rows commit with it (STYLE.md §4, §5)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .models import ChannelAccount, ChannelEvent, Conversation, Customer, Message
+from .types import ChannelRules
+
+
+@dataclass
+class MessageContext:
+    session: AsyncSession
+    account: ChannelAccount
+    rules: ChannelRules  # what this account kind may do (auto-reply? read-only? budgets)
+    conversation: Conversation
+    customer: Customer
+    message: Message
+    now: datetime
+    # set by a handler that fully dealt with the message (opt-out, hand-off):
+    # later reply-producing handlers must then stay quiet
+    claimed_by: str | None = None
+    notes: list[str] = field(default_factory=list)  # for the log line
+
+    def claim(self, handler: str) -> None:
+        if self.claimed_by is None:
+            self.claimed_by = handler
+
+
+@dataclass
+class EventContext:
+    session: AsyncSession
+    account: ChannelAccount
+    rules: ChannelRules
+    event: ChannelEvent
+    now: datetime
+
+
+MessageHandler = Callable[[MessageContext], Awaitable[None]]
+EventHandler = Callable[[EventContext], Awaitable[None]]
