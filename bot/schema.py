@@ -5,10 +5,16 @@ from __future__ import annotations
 import autoreply.models
 import conversations.consent
 import conversations.models
+import conversations.notifications
 from conversations.db import Base
 
 __all__ = ["metadata"]
 
-_MODEL_MODULES = (conversations.models, conversations.consent, autoreply.models)
+_MODEL_MODULES = (
+    conversations.models,
+    conversations.consent,
+    conversations.notifications,
+    autoreply.models,
+)
 
 metadata = Base.metadata
