@@ -172,3 +172,25 @@ async def sqlite_db(sqlite_url: str) -> AsyncIterator[Database]:
     database = Database(create_engine(sqlite_url))
     yield database
     await database.dispose()
+
+
+# ---------------------------------------------------------------- a whole system
+
+
+@pytest.fixture
+async def system(db_url: str, tmp_path: Path) -> AsyncIterator[Any]:
+    """crmbot web + worker on a fresh store (SQLite and PostgreSQL) with a WeCom simulator."""
+    from tests.system import start_system, stop_system
+
+    running = await start_system(db_url, tmp_path)
+    yield running
+    await stop_system(running)
+
+
+@pytest.fixture
+async def sqlite_system(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Any]:
+    from tests.system import start_system, stop_system
+
+    running = await start_system(sqlite_url, tmp_path)
+    yield running
+    await stop_system(running)
