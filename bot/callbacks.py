@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from channels.base import ChannelAdapter, ChannelError, HandshakeAdapter, RawRequest, RawResponse
-from conversations.actions import RecordResult, record_inbound
-from conversations.db import Database
-from conversations.models import ChannelAccount
+from conversations.actions import RecordResult
+from conversations.types import Inbound
 
 from .accounts import AccountDirectory
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[RecordResult], Awaitable[None]]
+Store = Callable[[int, Sequence[Inbound]], Awaitable[RecordResult]]
 
 
 def _raw(request: web.Request, body: bytes) -> RawRequest:
@@ -46,8 +46,8 @@ def _response(raw: RawResponse) -> web.Response:
 
 
 class CallbackRoutes:
-    def __init__(self, db: Database, accounts: AccountDirectory, publish: Publish) -> None:
-        self.db = db
+    def __init__(self, store: Store, accounts: AccountDirectory, publish: Publish) -> None:
+        self.store = store
         self.accounts = accounts
         self.publish = publish
         self.stats = {"stored": 0, "duplicates": 0, "rejected": 0, "unavailable": 0}
@@ -113,10 +113,7 @@ class CallbackRoutes:
             )
             return web.Response(status=exc.status, text=exc.kind.value)
         try:
-            async with self.db.transaction() as s:
-                account = await s.get(ChannelAccount, account_id)
-                assert account is not None
-                result = await record_inbound(s, account, items)
+            result = await self.store(account_id, items)  # committed when this returns
         except (DBAPIError, OSError) as exc:
             self.stats["unavailable"] += 1
             log.error("callback account=%s not stored, answering 503: %s", account_id, exc)

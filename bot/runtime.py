@@ -26,6 +26,7 @@ from conversations.models import DeadLetter
 from .accounts import AccountDirectory
 from .callbacks import CallbackRoutes
 from .config import Settings
+from .ingest import IngestBatcher
 from .outbox import OutboxDispatcher
 from .pipeline import INBOUND_TOPIC, Pipeline
 from .pollers import run_poller
@@ -171,7 +172,8 @@ async def start_background(services: Services) -> None:
 def web_app(services: Services) -> web.Application:
     """The aiohttp application of the web role: callbacks, console, health."""
     app = web.Application(client_max_size=services.settings.max_body_bytes)
-    callbacks = CallbackRoutes(services.db, services.accounts, services.pipeline.publish)
+    batcher = IngestBatcher(services.db)
+    callbacks = CallbackRoutes(batcher.record, services.accounts, services.pipeline.publish)
     app.router.add_routes(callbacks.routes())
     services.extras["callbacks"] = callbacks
 
