@@ -43,6 +43,10 @@ def normalise_phone(raw: str, default_region: str = DEFAULT_REGION) -> str:
         number = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException as exc:
         raise InvalidPhone(raw, f"not a phone number ({exc})", "sms.phone.unparsable") from exc
+    national = str(number.national_number)
+    if number.country_code == 86 and national.startswith("1") and len(national) != 11:
+        # 10- and 12-digit typos of a mobile number would otherwise pass as landlines
+        raise InvalidPhone(raw, "Chinese mobile numbers have 11 digits", "sms.phone.length")
     if not phonenumbers.is_possible_number(number):
         raise InvalidPhone(raw, "wrong number of digits for its country", "sms.phone.length")
     if not phonenumbers.is_valid_number(number):

@@ -17,8 +17,16 @@ from channels.base import ChannelAdapter, ChannelError, RawRequest
 from conversations import actions
 from conversations.db import Database, utcnow
 from conversations.handlers import MessageContext
-from conversations.models import ChannelAccount, Conversation, Customer, Message
+from conversations.models import ChannelAccount, Conversation, Customer, Message, OutboxItem
 from conversations.optout import handle_opt_out
+from conversations.types import (
+    AccountRef,
+    MessageKind,
+    Outbound,
+    Purpose,
+    SendOutcome,
+    SendResult,
+)
 
 
 @dataclass
@@ -126,3 +134,75 @@ async def messages_of(db: Database, account_id: int) -> list[Message]:
             .scalars()
             .all()
         )
+
+
+async def create_account(db: Database, account: AccountRef, token: str) -> ChannelAccount:
+    """Store an AccountRef (e.g. a simulator's) as a channel account row."""
+    async with db.transaction() as s:
+        row = ChannelAccount(
+            kind=account.kind,
+            name=account.name,
+            config=dict(account.config),
+            secrets=dict(account.secrets),
+            callback_token=token,
+        )
+        s.add(row)
+    return row
+
+
+async def queue_text(
+    db: Database,
+    account: ChannelAccount,
+    phone: str,
+    key: str,
+    payload: dict[str, Any],
+    text: str = "",
+) -> int:
+    """Open the customer's conversation and queue one outbound SMS; returns the message id."""
+    async with db.transaction() as s:
+        identity = await actions.resolve_identity(s, account, phone, hints={"phone": phone})
+        conversation = await actions.conversation_for(s, account, identity)
+        message = await actions.queue_outbound(
+            s, conversation, text=text, purpose=Purpose.REPLY, idempotency_key=key, payload=payload
+        )
+        assert message is not None
+        return message.id
+
+
+async def outbound_for(db: Database, account: AccountRef, key: str) -> Outbound:
+    """The Outbound the lead's dispatcher builds from one outbox row."""
+    async with db.reading() as s:
+        item = (
+            await s.execute(select(OutboxItem).where(OutboxItem.idempotency_key == key))
+        ).scalar_one()
+        payload = dict(item.payload)
+        return Outbound(
+            key=key,
+            account=account,
+            recipient=item.recipient,
+            kind=MessageKind(payload.get("kind", "text")),
+            text=str(payload.get("text", "")),
+            purpose=Purpose(item.purpose),
+            payload=payload,
+        )
+
+
+async def dispatch(
+    db: Database, adapter: ChannelAdapter, account: AccountRef, key: str
+) -> SendResult:
+    """What the lead's dispatcher does with one outbox row: send, record the result."""
+    outbound = await outbound_for(db, account, key)
+    result = await adapter.send(outbound)
+    async with db.transaction() as s:
+        item = (
+            await s.execute(select(OutboxItem).where(OutboxItem.idempotency_key == key))
+        ).scalar_one()
+        item.status = result.outcome.value
+        item.provider_message_id = result.provider_message_id
+        if item.message_id is not None and result.outcome == SendOutcome.SENT:
+            message = await s.get(Message, item.message_id)
+            assert message is not None
+            message.provider_message_id = result.provider_message_id
+            if message.status == "pending":
+                message.status = "sent"
+    return result

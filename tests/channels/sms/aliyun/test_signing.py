@@ -81,16 +81,30 @@ class _SdkRequest:
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)
 
 
-@given(params=st.dictionaries(st.from_regex(r"[A-Za-z][A-Za-z0-9]{0,12}", fullmatch=True), text, max_size=6))
+@given(
+    params=st.dictionaries(
+        st.from_regex(r"[A-Za-z][A-Za-z0-9]{0,12}", fullmatch=True), text, max_size=6
+    )
+)
 def test_acs3_agrees_with_the_sdk_algorithm(params: dict[str, str]) -> None:
     headers = dict(DOC_V3_HEADERS, **{"x-acs-action": "SendSms", "x-acs-version": "2017-05-25"})
     ours = acs3_authorization("POST", "/", params, headers, b"", "AKID", "s3cr3t/秘")
     sdk = oracle.Client.get_authorization(
-        _SdkRequest(params, headers), "ACS3-HMAC-SHA256", hashlib.sha256(b"").hexdigest(), "AKID", "s3cr3t/秘"
+        _SdkRequest(params, headers),
+        "ACS3-HMAC-SHA256",
+        hashlib.sha256(b"").hexdigest(),
+        "AKID",
+        "s3cr3t/秘",
     )
     assert ours == sdk
 
 
-@given(params=st.dictionaries(st.from_regex(r"[A-Za-z][A-Za-z0-9]{0,12}", fullmatch=True), text, max_size=6))
+@given(
+    params=st.dictionaries(
+        st.from_regex(r"[A-Za-z][A-Za-z0-9]{0,12}", fullmatch=True), text, max_size=6
+    )
+)
 def test_rpc_agrees_with_the_sdk_algorithm(params: dict[str, str]) -> None:
-    assert rpc_signature("POST", params, "s3cr3t") == oracle.Client.get_rpcsignature(params, "POST", "s3cr3t")
+    assert rpc_signature("POST", params, "s3cr3t") == oracle.Client.get_rpcsignature(
+        params, "POST", "s3cr3t"
+    )
