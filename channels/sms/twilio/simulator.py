@@ -93,12 +93,11 @@ class TwilioSimulator(GatewaySimulator):
                 injected.message,
                 injected.http_status if injected.http_status != 200 else 400,
             )
+        to = str(form.get("To", ""))
         try:
-            phone = normalise_phone(str(form.get("To", "")), "US")
+            phone = normalise_phone(to, "US")
         except InvalidPhone:
-            return self._error(
-                21211, f"The 'To' number {form.get('To')} is not a valid phone number."
-            )
+            return self._error(21211, f"The 'To' number {to} is not a valid phone number.")
         callback = str(form.get("StatusCallback", "")) or None
         sms = self.accept(
             SimulatedSms(
