@@ -72,7 +72,7 @@ class GatewaySimulator:
     # ---------------------------------------------------------------- lifecycle
 
     def build_app(self) -> web.Application:
-        raise NotImplementedError
+        raise NotImplementedError  # abstract: each gateway builds its own routes
 
     async def start(self) -> Self:
         self._runner = web.AppRunner(self.build_app(), access_log=None)
