@@ -35,6 +35,7 @@ from conversations.types import (
 )
 
 from .api import DEFAULT_BASE, WeComApi
+from .config_check import require_app_config
 from .crypto import WeComCrypto, WeComCryptoError
 from .errors import WeComApiError
 from .inbound import parse_xml, to_inbound
@@ -57,6 +58,7 @@ class WeComAppAdapter:
     def __init__(self, account: AccountRef, ctx: ChannelContext) -> None:
         self.account = account
         self.ctx = ctx
+        require_app_config(account.config, account.secrets)
         cfg = account.config
         self.corp_id = str(cfg["corp_id"])
         self.agent_id = int(cfg["agent_id"])
