@@ -1,0 +1,169 @@
+"""A throwaway Dovecot (IMAP + LMTP) in a temp dir, run in the foreground on loopback ports.
+
+Recipe from the channels research note §4.1: a self-contained config, a passwd-file passdb
+that tests append users to (Dovecot re-reads it when it changes), maildirs under the dir.
+As root Dovecot refuses to run its login/internal processes as root, so it uses the
+package's `dovecot`/`dovenull` users and the dir must be 0755 for the auth process.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .ports import free_port, wait_for_port
+
+
+def available() -> str | None:
+    """None if Dovecot can be started here, else the reason it cannot."""
+    if not shutil.which("dovecot") or not shutil.which("doveadm"):
+        return "dovecot not installed: apt-get install dovecot-imapd dovecot-lmtpd"
+    if not Path("/usr/lib/dovecot/lmtp").exists():
+        return "dovecot LMTP not installed: apt-get install dovecot-lmtpd"
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("dovecot")
+            pwd.getpwnam("dovenull")
+        except KeyError:
+            return "running as root without the dovecot/dovenull users of the Debian package"
+    return None
+
+
+_CONF = """\
+protocols = imap lmtp
+listen = 127.0.0.1
+base_dir = {dir}/run
+state_dir = {dir}/run
+instance_name = test-dovecot-{imap_port}
+log_path = {dir}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_username_format = %Ln
+default_internal_user = {iuser}
+default_internal_group = {igroup}
+default_login_user = {luser}
+first_valid_uid = 1
+mail_location = maildir:~/Maildir
+mail_fsync = never
+lmtp_save_to_detail_mailbox = no
+namespace inbox {{
+  inbox = yes
+  mailbox Sent {{
+    special_use = \\Sent
+    auto = create
+  }}
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {lmtp_port}
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+passdb {{
+  driver = passwd-file
+  args = {dir}/passwd
+}}
+userdb {{
+  driver = passwd-file
+  args = {dir}/passwd
+}}
+"""
+
+
+@dataclass
+class DovecotServer:
+    root: Path
+    imap_port: int
+    lmtp_port: int
+    uid: int
+    gid: int
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _users_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def config(self) -> Path:
+        return self.root / "dovecot.conf"
+
+    def add_user(self, user: str, password: str) -> None:
+        """Add a mailbox user (login name without domain); Dovecot re-reads the file."""
+        home = self.root / "mail" / user
+        home.mkdir(parents=True, exist_ok=True)
+        os.chown(home, self.uid, self.gid)
+        with self._users_lock, open(self.root / "passwd", "a") as passwd:
+            passwd.write(f"{user}:{{PLAIN}}{password}:{self.uid}:{self.gid}::{home}\n")
+
+    def doveadm(self, *args: str) -> str:
+        result = subprocess.run(
+            ["doveadm", "-c", str(self.config), *args], check=True, capture_output=True
+        )
+        return result.stdout.decode()
+
+    def set_uidvalidity(self, user: str, mailbox: str, value: int) -> None:
+        """Change a mailbox's UIDVALIDITY, as a server migration or restore would."""
+        self.doveadm("mailbox", "update", "-u", user, "--uid-validity", str(value), mailbox)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["dovecot", "-F", "-c", str(self.config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.imap_port, self.proc)
+        wait_for_port(self.lmtp_port, self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+def start(root: Path) -> DovecotServer:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "run").mkdir(exist_ok=True)
+    (root / "mail").mkdir(exist_ok=True)
+    os.chmod(root, 0o755)  # the auth process runs as the internal user and reads passwd
+    if os.geteuid() == 0:
+        iuser, igroup, luser = "dovecot", "dovecot", "dovenull"
+        uid, gid = pwd.getpwnam("dovecot").pw_uid, pwd.getpwnam("dovecot").pw_gid
+    else:
+        me = pwd.getpwuid(os.geteuid())
+        iuser = luser = me.pw_name
+        igroup = subprocess.run(["id", "-gn"], capture_output=True, check=True).stdout.decode()
+        igroup = igroup.strip()
+        uid, gid = os.geteuid(), os.getegid()
+    os.chown(root / "mail", uid, gid)
+    (root / "passwd").touch()
+    imap_port, lmtp_port = free_port(), free_port()
+    (root / "dovecot.conf").write_text(
+        _CONF.format(
+            dir=root,
+            imap_port=imap_port,
+            lmtp_port=lmtp_port,
+            iuser=iuser,
+            igroup=igroup,
+            luser=luser,
+        )
+    )
+    server = DovecotServer(root=root, imap_port=imap_port, lmtp_port=lmtp_port, uid=uid, gid=gid)
+    server.start()
+    return server
