@@ -140,10 +140,13 @@ class ImapConnection:
         if response.result != "OK":
             raise ImapError(f"SEARCH failed: {_text(response.lines)}")
         uids: list[int] = []
-        for line in response.lines:
-            text = bytes(line)
-            if text.startswith(b"SEARCH"):
-                uids.extend(int(tok) for tok in text.split()[1:] if tok.isdigit())
+        # aioimaplib strips the "* SEARCH" prefix: the untagged line is just "1 2 3"
+        for line in response.lines[:-1]:
+            tokens = bytes(line).split()
+            if tokens and tokens[0] == b"SEARCH":
+                tokens = tokens[1:]
+            if tokens and all(tok.isdigit() for tok in tokens):
+                uids.extend(int(tok) for tok in tokens)
         return sorted(uids)
 
     async def metas_after(self, last_uid: int) -> list[MessageMeta]:

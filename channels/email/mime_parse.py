@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes
@@ -96,8 +97,11 @@ def parse_email(raw: bytes) -> ParsedEmail:
 
 
 def _parse(raw: bytes, digest: str) -> ParsedEmail:
-    msg = message_from_bytes(raw, policy=compat32)
+    repaired, dropped = _repair_header_block(raw)
+    msg = message_from_bytes(repaired, policy=compat32)
     defects = [type(d).__name__ for d in msg.defects]
+    if dropped:
+        defects.append(f"dropped {dropped} non-header line(s) in the header block")
     headers = tuple(
         (str(name).lower(), decode_header_value(_header_str(value)))
         for name, value in msg.raw_items()
@@ -115,7 +119,7 @@ def _parse(raw: bytes, digest: str) -> ParsedEmail:
         message_id=_first_id(msg.get("message-id")),
         in_reply_to=_first_id(msg.get("in-reply-to")),
         references=tuple(_ids(msg.get("references"))),
-        subject=decode_header_value(_header_str(msg.get("subject", ""))),
+        subject=decode_header_value(_raw_header(msg, "subject") or ""),
         from_addr=from_addr,
         from_name=from_name,
         to=tuple(addr for _, addr in _addresses(msg, "to")),
@@ -132,13 +136,42 @@ def _parse(raw: bytes, digest: str) -> ParsedEmail:
     )
 
 
+_HEADER_LINE = re.compile(rb"^(?:[!-9;-~]+[ \t]*:|[ \t])")
+
+
+def _repair_header_block(raw: bytes) -> tuple[bytes, int]:
+    """Drop lines in the header block that are neither a header nor a continuation
+    (an mbox "From " line, a client's stray text), which would otherwise end the
+    headers early and push Message-ID and Content-Type into the body."""
+    end = len(raw)
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        pos = raw.find(sep)
+        if pos != -1 and pos < end:
+            end = pos
+    lines = raw[:end].splitlines(keepends=True)
+    kept = [line for line in lines if _HEADER_LINE.match(line)]
+    if len(kept) == len(lines):
+        return raw, 0
+    return b"".join(kept) + raw[end:], len(lines) - len(kept)
+
+
+def _raw_header(msg: Message, name: str) -> str | None:
+    """A header's raw value: compat32's get() turns 8-bit bytes into U+FFFD, while the
+    raw value keeps them (as surrogate escapes) for decode_header_value to recover."""
+    name = name.lower()
+    for key, value in msg.raw_items():
+        if key.lower() == name:
+            return _header_str(value)
+    return None
+
+
 def _header_str(value: object) -> str:
     # compat32 returns str, or a Header object for some malformed 8-bit values
     return value if isinstance(value, str) else str(value)
 
 
 def _addresses(msg: Message, name: str) -> list[tuple[str | None, str]]:
-    values = [_header_str(v) for v in msg.get_all(name, [])]
+    values = [_header_str(v) for k, v in msg.raw_items() if k.lower() == name]
     if not values:
         return []
     out: list[tuple[str | None, str]] = []
@@ -248,6 +281,7 @@ class _BodyCollector:
     def _decode_text(self, part: Message) -> str:
         data = _payload_bytes(part)
         text, codec = decode_bytes(data, part.get_content_charset())
+        text = text.replace("\r\n", "\n")
         declared = part.get_content_charset()
         if declared and codec != "ascii" and _codec_differs(declared, codec):
             self.defects.append(f"charset {declared} decoded as {codec}")

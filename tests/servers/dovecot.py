@@ -13,6 +13,7 @@ import pwd
 import shutil
 import subprocess
 import threading
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,18 +99,32 @@ class DovecotServer:
     gid: int
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _users_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _spare: list[tuple[str, str]] = field(default_factory=list, repr=False)
 
     @property
     def config(self) -> Path:
         return self.root / "dovecot.conf"
 
-    def add_user(self, user: str, password: str) -> None:
-        """Add a mailbox user (login name without domain); Dovecot re-reads the file."""
-        home = self.root / "mail" / user
-        home.mkdir(parents=True, exist_ok=True)
-        os.chown(home, self.uid, self.gid)
+    def add_users(self, count: int) -> None:
+        """Create `count` spare mailbox users. Dovecot re-reads the passwd file at most once
+        a second, so users are made ahead of time rather than on demand."""
+        lines = []
+        for _ in range(count):
+            user, password = f"u{uuid.uuid4().hex[:12]}", uuid.uuid4().hex
+            home = self.root / "mail" / user
+            home.mkdir(parents=True, exist_ok=True)
+            os.chown(home, self.uid, self.gid)
+            lines.append(f"{user}:{{PLAIN}}{password}:{self.uid}:{self.gid}::{home}\n")
+            self._spare.append((user, password))
         with self._users_lock, open(self.root / "passwd", "a") as passwd:
-            passwd.write(f"{user}:{{PLAIN}}{password}:{self.uid}:{self.gid}::{home}\n")
+            passwd.write("".join(lines))
+
+    def take_user(self) -> tuple[str, str]:
+        """A fresh (user, password) with an empty maildir."""
+        with self._users_lock:
+            if self._spare:
+                return self._spare.pop()
+        raise RuntimeError("no spare Dovecot users left: raise the pool size in start()")
 
     def doveadm(self, *args: str) -> str:
         result = subprocess.run(
@@ -134,10 +149,12 @@ class DovecotServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
         self.proc = None
 
 
-def start(root: Path) -> DovecotServer:
+def start(root: Path, users: int = 200) -> DovecotServer:
     root.mkdir(parents=True, exist_ok=True)
     (root / "run").mkdir(exist_ok=True)
     (root / "mail").mkdir(exist_ok=True)
@@ -165,5 +182,6 @@ def start(root: Path) -> DovecotServer:
         )
     )
     server = DovecotServer(root=root, imap_port=imap_port, lmtp_port=lmtp_port, uid=uid, gid=gid)
+    server.add_users(users)
     server.start()
     return server

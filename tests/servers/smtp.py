@@ -58,7 +58,8 @@ async def lmtp_deliver(
         if not greeting.startswith("220"):
             raise LmtpError(greeting)
         await command("LHLO test.local", "250")
-        await command(f"MAIL FROM:<{mail_from}>", "250")
+        reverse_path = mail_from if mail_from.startswith("<") else f"<{mail_from}>"
+        await command(f"MAIL FROM:{reverse_path}", "250")
         for rcpt in rcpt_tos:
             await command(f"RCPT TO:<{rcpt}>", "250")
         await command("DATA", "354")
