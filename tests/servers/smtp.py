@@ -101,9 +101,12 @@ class _Handler:
             return self.server.reject_with
         if self.server.lmtp_port is None:
             return "250 OK"
-        results = await lmtp_deliver(
-            self.server.lmtp_port, envelope.mail_from or "", list(envelope.rcpt_tos), data
-        )
+        try:
+            results = await lmtp_deliver(
+                self.server.lmtp_port, envelope.mail_from or "", list(envelope.rcpt_tos), data
+            )
+        except LmtpError as exc:
+            return f"451 4.3.0 delivery into Dovecot failed: {exc}"[:500]
         failed = [r for r in results if not r.startswith("250")]
         return failed[0] if failed else "250 OK delivered"
 
