@@ -107,12 +107,14 @@ class ImapConnection:
         protocol.transport = transport
         await protocol.capability()  # RFC 3501 §6.2.1: capabilities must be re-read after TLS
 
-    async def close(self) -> None:
+    async def close(self, *, graceful: bool = True) -> None:
+        """LOGOUT and close; `graceful=False` only drops the socket (mid-IDLE, broken)."""
         client, self._client, self.selected = self._client, None, None
         if client is None:
             return
-        with contextlib.suppress(Exception):  # best effort: the connection may already be dead
-            await asyncio.wait_for(client.logout(), 5)
+        if graceful and not client.has_pending_idle():
+            with contextlib.suppress(Exception):  # best effort: the connection may be dead
+                await asyncio.wait_for(client.logout(), 5)
         transport = client.protocol.transport if client.protocol else None
         if transport is not None:
             transport.close()
@@ -209,7 +211,7 @@ class ImapConnection:
             client.idle_done()
             await asyncio.wait_for(idle_task, self._timeout)
         except BaseException:
-            await self.close()
+            await self.close(graceful=False)
             raise
         if pushed == aioimaplib.STOP_WAIT_SERVER_PUSH:
             return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +36,7 @@ MAX_HTML_CHARS = 512 * 1024
 MAX_LISTED_RECIPIENTS = 50  # a mail to 1,000 people lists 50 and counts the rest
 UNKNOWN_SENDER = "unknown-sender@invalid"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_UNSUBSCRIBE_SUBJECT = re.compile(r"^\s*(?:unsubscribe|退订)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,21 @@ def mail_to_inbound(
     bounce = parse_bounce(mail)
     if bounce is not None:
         return _bounce_items(mail, bounce, raw, source)
-    return [_message(mail, raw, own_addresses, media, source)]
+    message = _message(mail, raw, own_addresses, media, source)
+    if _UNSUBSCRIBE_SUBJECT.match(mail.subject) and mail.from_addr and not message.automated:
+        # the mailto: half of our List-Unsubscribe header (RFC 2369): the sender asks
+        # to stop marketing mail; the message stays visible in the conversation too
+        return [
+            message,
+            InboundEvent(
+                provider_key=f"unsubscribe:{message.provider_key}",
+                event_type="email.unsubscribe",
+                occurred_at=message.occurred_at,
+                payload={"subject": message.payload["subject"]},
+                external_id=mail.from_addr,
+            ),
+        ]
+    return [message]
 
 
 def _occurred_at(mail: ParsedEmail, source: MailSource) -> datetime:

@@ -514,7 +514,7 @@ async def test_poller_with_idle_imports_mail_that_arrives_while_waiting(
     assert [m.text for m in await messages(db, account.id)] == ["pushed"]
 
 
-async def test_mailto_unsubscribe_and_bounce_handlers_suppress_the_address(
+async def test_bounce_handler_suppresses_the_address_once(
     db: Database, new_mailbox: Any, adapters: list[EmailAdapter], tmp_path: Path
 ) -> None:
     from channels.email.handlers import mark_bounced_addresses
