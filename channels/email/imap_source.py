@@ -28,6 +28,7 @@ _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 _INTERNALDATE = re.compile(rb'\bINTERNALDATE "([^"]+)"')
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
 _UIDNEXT = re.compile(rb"\[UIDNEXT (\d+)\]")
+CLIENT_VERSION = "0.1"
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
@@ -85,6 +86,10 @@ class ImapConnection:
                 )
             # some servers only list extensions (IDLE) after login
             await client.protocol.capability()
+            if client.has_capability("ID"):
+                # 163/126 (NetEase) answer "Unsafe Login" to SELECT until the client has
+                # identified itself with ID (RFC 2971)
+                await client.id(name="crmbot", version=CLIENT_VERSION, vendor="crmbot")
         except BaseException:
             await self.close()
             raise
