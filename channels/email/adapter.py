@@ -298,6 +298,7 @@ class EmailAdapter:
                 port=smtp.port,
                 use_tls=smtp.security == "ssl",
                 start_tls=smtp.security == "starttls",
+                tls_context=smtp.tls_context() if smtp.security != "none" else None,
                 timeout=self.config.timeout,
             )
             async with client:

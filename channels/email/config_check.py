@@ -7,6 +7,7 @@ Account config (the console form) uses flat keys; secrets hold `imap_password` a
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,11 @@ class ServerConfig:
     security: str  # ssl | starttls | none
     username: str
     password: str
+    ca_file: str | None = None  # private CA for a self-hosted mail server; None = system CAs
+
+    def tls_context(self) -> ssl.SSLContext:
+        """Certificate-verifying TLS context (system CAs, or the configured private CA)."""
+        return ssl.create_default_context(cafile=self.ca_file)
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,7 @@ def mailbox_config(account: AccountRef, public_url: str = "") -> MailboxConfig:
             security=security,
             username=str(c.get(f"{prefix}_username") or address),
             password=password,
+            ca_file=str(c["tls_ca_file"]) if c.get("tls_ca_file") else None,
         )
 
     imap = server("imap", {"ssl": 993, "starttls": 143, "none": 143})

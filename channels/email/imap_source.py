@@ -11,7 +11,6 @@ import base64
 import contextlib
 import logging
 import re
-import ssl
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -69,7 +68,7 @@ class ImapConnection:
                 host=server.host,
                 port=server.port,
                 timeout=self._timeout,
-                ssl_context=ssl.create_default_context(),
+                ssl_context=server.tls_context(),
             )
         else:
             client = aioimaplib.IMAP4(host=server.host, port=server.port, timeout=self._timeout)
@@ -99,14 +98,15 @@ class ImapConnection:
         protocol = client.protocol
         if "STARTTLS" not in protocol.capabilities:
             raise ImapError("server does not offer STARTTLS", translation_key="email.no_starttls")
-        response = await asyncio.wait_for(protocol.simple_command("STARTTLS"), self._timeout)
+        command = aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop)
+        response = await asyncio.wait_for(protocol.execute(command), self._timeout)
         if response.result != "OK":
             raise ImapError(f"STARTTLS refused: {_text(response.lines)}")
         loop = asyncio.get_running_loop()
         transport = await loop.start_tls(
             protocol.transport,
             protocol,
-            ssl.create_default_context(),
+            self._server.tls_context(),
             server_hostname=self._server.host,
         )
         protocol.transport = transport

@@ -121,5 +121,6 @@ async def smtp_send(msg: EmailMessage, server: ServerConfig, sender: str, limit:
         password=server.password,
         use_tls=server.security == "ssl",
         start_tls=server.security == "starttls",
+        tls_context=server.tls_context() if server.security != "none" else None,
         timeout=limit,
     )

@@ -42,7 +42,9 @@ base_dir = {dir}/run
 state_dir = {dir}/run
 instance_name = test-dovecot-{imap_port}
 log_path = {dir}/dovecot.log
-ssl = no
+ssl = yes
+ssl_cert = <{dir}/cert.pem
+ssl_key = <{dir}/key.pem
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_username_format = %Ln
@@ -67,7 +69,8 @@ service imap-login {{
     port = {imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
   }}
 }}
 service lmtp {{
@@ -93,7 +96,8 @@ userdb {{
 @dataclass
 class DovecotServer:
     root: Path
-    imap_port: int
+    imap_port: int  # plain, STARTTLS offered
+    imaps_port: int  # implicit TLS
     lmtp_port: int
     uid: int
     gid: int
@@ -104,6 +108,11 @@ class DovecotServer:
     @property
     def config(self) -> Path:
         return self.root / "dovecot.conf"
+
+    @property
+    def ca_file(self) -> Path:
+        """The self-signed certificate clients must trust to talk TLS to this server."""
+        return self.root / "cert.pem"
 
     def add_users(self, count: int) -> None:
         """Create `count` spare mailbox users. Dovecot re-reads the passwd file at most once
@@ -143,6 +152,7 @@ class DovecotServer:
             stderr=subprocess.STDOUT,
         )
         wait_for_port(self.imap_port, self.proc)
+        wait_for_port(self.imaps_port, self.proc)
         wait_for_port(self.lmtp_port, self.proc)
 
     def stop(self) -> None:
@@ -170,18 +180,68 @@ def start(root: Path, users: int = 200) -> DovecotServer:
         uid, gid = os.geteuid(), os.getegid()
     os.chown(root / "mail", uid, gid)
     (root / "passwd").touch()
-    imap_port, lmtp_port = free_port(), free_port()
+    imap_port, imaps_port, lmtp_port = free_port(), free_port(), free_port()
+    write_self_signed_cert(root / "cert.pem", root / "key.pem")
     (root / "dovecot.conf").write_text(
         _CONF.format(
             dir=root,
             imap_port=imap_port,
+            imaps_port=imaps_port,
             lmtp_port=lmtp_port,
             iuser=iuser,
             igroup=igroup,
             luser=luser,
         )
     )
-    server = DovecotServer(root=root, imap_port=imap_port, lmtp_port=lmtp_port, uid=uid, gid=gid)
+    server = DovecotServer(
+        root=root,
+        imap_port=imap_port,
+        imaps_port=imaps_port,
+        lmtp_port=lmtp_port,
+        uid=uid,
+        gid=gid,
+    )
     server.add_users(users)
     server.start()
     return server
+
+
+def write_self_signed_cert(cert_path: Path, key_path: Path) -> None:
+    """A CA-flagged self-signed certificate for 127.0.0.1/localhost (tests trust it)."""
+    from datetime import UTC, datetime, timedelta
+    from ipaddress import IPv4Address
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "crmbot test mail server")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(IPv4Address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)

@@ -9,8 +9,10 @@ tests can count what reached the server.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -120,6 +122,7 @@ class SmtpServer:
     users: dict[str, str] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     reject_with: str | None = None  # e.g. "550 mailbox unavailable" to test failures
+    tls: ssl.SSLContext | None = None  # STARTTLS offered and required before MAIL
     lock: threading.Lock = field(default_factory=threading.Lock)
     controller: Controller | None = field(default=None, repr=False)
 
@@ -129,7 +132,7 @@ class SmtpServer:
         if isinstance(auth_data, LoginPassword):
             user, password = auth_data.login.decode(), auth_data.password.decode()
             if self.users.get(user) == password:
-                return AuthResult(success=True)
+                return AuthResult(success=True, auth_data=auth_data)
         return AuthResult(success=False, handled=False)
 
     def received_for(self, rcpt: str) -> list[Received]:
@@ -145,6 +148,8 @@ class SmtpServer:
             auth_required=False,
             auth_require_tls=False,
             data_size_limit=60 * 1024 * 1024,
+            tls_context=self.tls,
+            require_starttls=self.tls is not None,
         )
         self.controller.start()
 
@@ -154,7 +159,12 @@ class SmtpServer:
             self.controller = None
 
 
-def start(lmtp_port: int | None) -> SmtpServer:
-    server = SmtpServer(port=free_port(), lmtp_port=lmtp_port)
+def start(lmtp_port: int | None, tls_cert: tuple[Path, Path] | None = None) -> SmtpServer:
+    """Start on a free port; with `tls_cert` (cert, key) the server requires STARTTLS."""
+    tls = None
+    if tls_cert is not None:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(*tls_cert)
+    server = SmtpServer(port=free_port(), lmtp_port=lmtp_port, tls=tls)
     server.start()
     return server

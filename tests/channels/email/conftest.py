@@ -165,3 +165,13 @@ async def append(box: Mailbox, data: bytes, folder: str = "INBOX", date: Any = N
     response = await client.append(data, mailbox=folder, date=date)
     assert response.result == "OK", response
     await client.logout()
+
+
+@pytest.fixture(scope="session")
+def smtp_tls_server(dovecot_server: dovecot.DovecotServer) -> Iterator[smtp.SmtpServer]:
+    """An SMTP server that requires STARTTLS, with Dovecot's self-signed certificate."""
+    server = smtp.start(
+        dovecot_server.lmtp_port, tls_cert=(dovecot_server.ca_file, dovecot_server.root / "key.pem")
+    )
+    yield server
+    server.stop()
