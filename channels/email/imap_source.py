@@ -1,33 +1,30 @@
-"""One IMAP connection (aioimaplib): select, UID fetches, IDLE.
+"""One mailbox connection for the poller: login, SELECT, UID fetches, IDLE, APPEND.
 
-aioimaplib is the maintained asyncio IMAP client (research note §3e); it leaves response
-parsing to us, which is done here and nowhere else.
+Protocol framing lives in imap_client.py; this module turns IMAP responses into the few
+facts the sync needs (UIDVALIDITY, UIDs, sizes, raw messages).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-import aioimaplib
-
 from .config_check import ServerConfig
 from .errors import ImapError
+from .imap_client import ImapClient, Response, Untagged, quote
 
 log = logging.getLogger(__name__)
 
-_FETCH_LINE = re.compile(rb"^\d+ FETCH \((.*)$", re.S)
-_UID = re.compile(rb"\bUID (\d+)")
-_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
-_INTERNALDATE = re.compile(rb'\bINTERNALDATE "([^"]+)"')
-_UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
-_UIDNEXT = re.compile(rb"\[UIDNEXT (\d+)\]")
 CLIENT_VERSION = "0.1"
+_FETCH = re.compile(rb"^\* \d+ FETCH \(", re.I)
+_UID = re.compile(rb"\bUID (\d+)", re.I)
+_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)", re.I)
+_INTERNALDATE = re.compile(rb'\bINTERNALDATE "([^"]+)"', re.I)
+_UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]", re.I)
+_UIDNEXT = re.compile(rb"\[UIDNEXT (\d+)\]", re.I)
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
@@ -45,96 +42,55 @@ class MessageMeta:
 
 
 class ImapConnection:
-    """A logged-in connection; any failure leaves it closed so the caller reconnects."""
+    """A logged-in connection; after any failure the caller closes it and reconnects."""
 
     def __init__(self, server: ServerConfig, timeout: float) -> None:
         self._server = server
-        self._timeout = timeout
-        self._client: aioimaplib.IMAP4 | None = None
+        self._client = ImapClient(timeout)
         self.selected: str | None = None
 
     @property
     def connected(self) -> bool:
-        return self._client is not None
+        return self._client.is_open
 
     @property
     def supports_idle(self) -> bool:
-        return self._client is not None and self._client.has_capability("IDLE")
+        return "IDLE" in self._client.capabilities
 
     async def connect(self) -> None:
         server = self._server
-        if server.security == "ssl":
-            client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(
-                host=server.host,
-                port=server.port,
-                timeout=self._timeout,
-                ssl_context=server.tls_context(),
-            )
-        else:
-            client = aioimaplib.IMAP4(host=server.host, port=server.port, timeout=self._timeout)
-        self._client = client
+        tls = server.tls_context() if server.security == "ssl" else None
         try:
-            await client.wait_hello_from_server()
+            await self._client.open(server.host, server.port, tls)
             if server.security == "starttls":
-                await self._starttls(client)
-            response = await client.login(server.username, server.password)
-            if response.result != "OK":
-                raise ImapError(
-                    f"IMAP login refused for {server.username}: {_text(response.lines)}",
-                    translation_key="email.imap_login_refused",
-                )
-            # some servers only list extensions (IDLE) after login
-            await client.protocol.capability()
-            if client.has_capability("ID"):
+                await self._client.starttls(server.tls_context())
+            await self._client.login(server.username, server.password)
+            if not self._client.capabilities or "IDLE" not in self._client.capabilities:
+                # some servers only list extensions (IDLE) after login
+                await self._client.refresh_capabilities()
+            if "ID" in self._client.capabilities:
                 # 163/126 (NetEase) answer "Unsafe Login" to SELECT until the client has
                 # identified itself with ID (RFC 2971)
-                await client.id(name="crmbot", version=CLIENT_VERSION, vendor="crmbot")
+                fields = ("name", "crmbot", "version", CLIENT_VERSION, "vendor", "crmbot")
+                await self._client.command("ID", "(" + " ".join(quote(f) for f in fields) + ")")
         except BaseException:
-            await self.close()
+            await self._client.close()
             raise
-
-    async def _starttls(self, client: aioimaplib.IMAP4) -> None:
-        # aioimaplib has no STARTTLS command: issue it and upgrade the transport ourselves
-        protocol = client.protocol
-        if "STARTTLS" not in protocol.capabilities:
-            raise ImapError("server does not offer STARTTLS", translation_key="email.no_starttls")
-        command = aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop)
-        response = await asyncio.wait_for(protocol.execute(command), self._timeout)
-        if response.result != "OK":
-            raise ImapError(f"STARTTLS refused: {_text(response.lines)}")
-        loop = asyncio.get_running_loop()
-        transport = await loop.start_tls(
-            protocol.transport,
-            protocol,
-            self._server.tls_context(),
-            server_hostname=self._server.host,
-        )
-        protocol.transport = transport
-        await protocol.capability()  # RFC 3501 §6.2.1: capabilities must be re-read after TLS
 
     async def close(self, *, graceful: bool = True) -> None:
         """LOGOUT and close; `graceful=False` only drops the socket (mid-IDLE, broken)."""
-        client, self._client, self.selected = self._client, None, None
-        if client is None:
-            return
-        if graceful and not client.has_pending_idle():
-            with contextlib.suppress(Exception):  # best effort: the connection may be dead
-                await asyncio.wait_for(client.logout(), 5)
-        transport = client.protocol.transport if client.protocol else None
-        if transport is not None:
-            transport.close()
-
-    def _require(self) -> aioimaplib.IMAP4:
-        if self._client is None:
-            raise ImapError("not connected")
-        return self._client
+        self.selected = None
+        if graceful:
+            await self._client.logout()
+        else:
+            await self._client.close()
 
     async def select(self, folder: str) -> FolderState:
-        response = await self._require().select(encode_folder(folder))
-        if response.result != "OK":
-            raise ImapError(f"cannot open folder {folder!r}: {_text(response.lines)}")
+        response = await self._client.command("SELECT", encode_folder(folder))
+        if not response.ok:
+            raise ImapError(f"cannot open folder {folder!r}: {response.text}")
         self.selected = folder
-        data = b"\n".join(bytes(line) for line in response.lines)
+        data = b"\n".join(item.text for item in response.untagged) + b"\n" + response.text.encode()
         validity = _UIDVALIDITY.search(data)
         if validity is None:
             raise ImapError(f"server gave no UIDVALIDITY for {folder!r}")
@@ -143,17 +99,12 @@ class ImapConnection:
 
     async def uids_since(self, day: date) -> list[int]:
         since = f"{day.day:02d}-{_MONTHS[day.month - 1]}-{day.year}"
-        response = await self._require().uid_search("SINCE", since, charset=None)
-        if response.result != "OK":
-            raise ImapError(f"SEARCH failed: {_text(response.lines)}")
+        response = await self._client.check("UID", "SEARCH", "SINCE", since)
         uids: list[int] = []
-        # aioimaplib strips the "* SEARCH" prefix: the untagged line is just "1 2 3"
-        for line in response.lines[:-1]:
-            tokens = bytes(line).split()
-            if tokens and tokens[0] == b"SEARCH":
-                tokens = tokens[1:]
-            if tokens and all(tok.isdigit() for tok in tokens):
-                uids.extend(int(tok) for tok in tokens)
+        for item in response.untagged:
+            tokens = item.text.split()
+            if len(tokens) >= 2 and tokens[1].upper() == b"SEARCH":
+                uids.extend(int(tok) for tok in tokens[2:] if tok.isdigit())
         return sorted(uids)
 
     async def metas_after(self, last_uid: int) -> list[MessageMeta]:
@@ -162,18 +113,15 @@ class ImapConnection:
         return [m for m in await self.metas(f"{last_uid + 1}:*") if m.uid > last_uid]
 
     async def metas(self, uid_set: str) -> list[MessageMeta]:
-        response = await self._require().uid("fetch", uid_set, "(UID RFC822.SIZE INTERNALDATE)")
-        if response.result != "OK":
-            raise ImapError(f"FETCH failed: {_text(response.lines)}")
+        response = await self._client.check(
+            "UID", "FETCH", uid_set, "(UID RFC822.SIZE INTERNALDATE)"
+        )
         out: list[MessageMeta] = []
-        for line in response.lines:
-            text = bytes(line)
-            if not _FETCH_LINE.match(text):
-                continue
-            uid, size = _UID.search(text), _SIZE.search(text)
+        for item in _fetches(response):
+            uid, size = _UID.search(item.text), _SIZE.search(item.text)
             if uid is None:
                 continue
-            idate = _INTERNALDATE.search(text)
+            idate = _INTERNALDATE.search(item.text)
             out.append(
                 MessageMeta(
                     uid=int(uid.group(1)),
@@ -186,55 +134,54 @@ class ImapConnection:
     async def fetch(self, uid: int, headers_only: bool = False) -> bytes | None:
         """The raw message (PEEK: the user's \\Seen flags stay untouched); None if gone."""
         part = "BODY.PEEK[HEADER]" if headers_only else "BODY.PEEK[]"
-        response = await self._require().uid("fetch", str(uid), f"(UID {part})")
-        if response.result != "OK":
-            raise ImapError(f"FETCH {uid} failed: {_text(response.lines)}")
-        lines = response.lines
-        for i, line in enumerate(lines):
-            if isinstance(line, bytearray | bytes) and _FETCH_LINE.match(bytes(line)):
-                uid_match = _UID.search(bytes(line))
-                if uid_match and int(uid_match.group(1)) != uid:
-                    continue
-                if i + 1 < len(lines) and isinstance(lines[i + 1], bytearray):
-                    return bytes(lines[i + 1])
+        response = await self._client.check("UID", "FETCH", str(uid), f"(UID {part})")
+        for item in _fetches(response):
+            found = _UID.search(item.text)
+            if found and int(found.group(1)) == uid and item.literals:
+                return item.literals[0]
         return None  # expunged between the listing and the fetch
 
-    async def append(self, data: bytes, folder: str, flags: str = "(\\Seen)") -> None:
-        response = await self._require().append(data, mailbox=encode_folder(folder), flags=flags)
-        if response.result != "OK":
-            raise ImapError(f"APPEND to {folder!r} failed: {_text(response.lines)}")
+    async def append(
+        self,
+        data: bytes,
+        folder: str,
+        flags: str = "(\\Seen)",
+        internal_date: datetime | None = None,
+    ) -> None:
+        args: list[str | bytes] = ["APPEND", encode_folder(folder), flags]
+        if internal_date is not None:
+            d = internal_date.astimezone(UTC)
+            stamp = f"{d.day:02d}-{_MONTHS[d.month - 1]}-{d.year} {d:%H:%M:%S} +0000"
+            args.append(quote(stamp))
+        await self._client.check(*args, data)
+
+    async def fetch_all(self) -> list[bytes]:
+        """Every message of the selected folder, in UID order (tests, support tools)."""
+        response = await self._client.check("UID", "FETCH", "1:*", "(UID BODY.PEEK[])")
+        return [item.literals[0] for item in _fetches(response) if item.literals]
 
     async def idle(self, seconds: float) -> bool:
         """IDLE until the server pushes something or `seconds` pass; True on a push.
 
-        Cancelling leaves the connection mid-IDLE, so it is closed (the next pull
+        Cancelling leaves the connection mid-IDLE, so it is dropped (the next pull
         reconnects)."""
-        client = self._require()
         try:
-            idle_task = await client.idle_start(timeout=seconds)
-            pushed = await client.wait_server_push(timeout=seconds + 5)
-            client.idle_done()
-            await asyncio.wait_for(idle_task, self._timeout)
+            return await self._client.idle(seconds)
         except BaseException:
             await self.close(graceful=False)
             raise
-        if pushed == aioimaplib.STOP_WAIT_SERVER_PUSH:
-            return False
-        return any(b"EXISTS" in bytes(line) or b"RECENT" in bytes(line) for line in pushed)
 
     async def noop(self) -> None:
-        response = await self._require().noop()
-        if response.result != "OK":
-            raise ImapError(f"NOOP failed: {_text(response.lines)}")
+        await self._client.check("NOOP")
 
 
-def _text(lines: list[bytes | bytearray]) -> str:
-    return " ".join(bytes(line).decode(errors="replace") for line in lines)[:300]
+def _fetches(response: Response) -> list[Untagged]:
+    return [item for item in response.untagged if _FETCH.match(item.text)]
 
 
 def _internal_date(value: str) -> datetime | None:
     try:
-        return datetime.strptime(value, "%d-%b-%Y %H:%M:%S %z").astimezone(UTC)
+        return datetime.strptime(value.strip(), "%d-%b-%Y %H:%M:%S %z").astimezone(UTC)
     except ValueError:
         return None
 
@@ -258,5 +205,4 @@ def encode_folder(name: str) -> str:
         else:
             pending.append(ch)
     flush()
-    quoted = "".join(out).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{quoted}"'
+    return quote("".join(out))

@@ -12,12 +12,13 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, cast
 
-import aioimaplib
 import aiosmtplib
 import pytest
 
 from channels.base import ChannelContext
 from channels.email.adapter import EmailAdapter
+from channels.email.config_check import ServerConfig
+from channels.email.imap_source import ImapConnection
 from channels.media import MediaStore
 from channels.state import MemoryState
 from conversations.db import Database
@@ -146,25 +147,31 @@ async def deliver(box_from: str, to: str, message: EmailMessage | bytes, smtp_po
         await client.sendmail(box_from, [to], data)
 
 
+async def _connect(box: Mailbox) -> ImapConnection:
+    conn = ImapConnection(
+        ServerConfig("127.0.0.1", box.imap_port, "none", box.user, box.password), timeout=10
+    )
+    await conn.connect()
+    return conn
+
+
 async def read_mailbox(box: Mailbox, folder: str = "INBOX") -> list[bytes]:
     """Every message in a folder, read back over IMAP."""
-    client = aioimaplib.IMAP4(host="127.0.0.1", port=box.imap_port, timeout=10)
-    await client.wait_hello_from_server()
-    await client.login(box.user, box.password)
-    await client.select(folder)
-    response = await client.uid("fetch", "1:*", "(UID BODY.PEEK[])")
-    await client.logout()
-    return [bytes(line) for line in response.lines if isinstance(line, bytearray)]
+    conn = await _connect(box)
+    try:
+        await conn.select(folder)
+        return await conn.fetch_all()
+    finally:
+        await conn.close()
 
 
 async def append(box: Mailbox, data: bytes, folder: str = "INBOX", date: Any = None) -> None:
     """Put exact bytes into a mailbox (broken charsets survive; INTERNALDATE settable)."""
-    client = aioimaplib.IMAP4(host="127.0.0.1", port=box.imap_port, timeout=10)
-    await client.wait_hello_from_server()
-    await client.login(box.user, box.password)
-    response = await client.append(data, mailbox=folder, date=date)
-    assert response.result == "OK", response
-    await client.logout()
+    conn = await _connect(box)
+    try:
+        await conn.append(data, folder, flags="()", internal_date=date)
+    finally:
+        await conn.close()
 
 
 @pytest.fixture(scope="session")
