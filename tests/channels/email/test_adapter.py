@@ -65,3 +65,11 @@ def test_mailto_unsubscribe_request_gives_an_event(tmp_path: Path) -> None:
 @pytest.mark.parametrize("value", [None, "", "garbage", "12:x"])
 def test_unreadable_cursor_means_start_over(value: str | None) -> None:
     assert parse_cursor(value) is None
+
+
+def test_folder_names_use_modified_utf7() -> None:
+    from channels.email.imap_source import encode_folder
+
+    # RFC 3501 §5.1.3 example: 台北 and 日本語
+    assert encode_folder("~peter/mail/台北/日本語") == '"~peter/mail/&U,BTFw-/&ZeVnLIqe-"'
+    assert encode_folder("R&D") == '"R&-D"'

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from bot.pollers import load_cursors, run_poller, store_pull_page
 from channels.email.adapter import EmailAdapter, cursor_name, parse_cursor
+from channels.email.imap_source import encode_folder
 from conversations.actions import RecordResult
 from conversations.consent import is_suppressed
 from conversations.db import Database
@@ -566,3 +567,40 @@ async def test_chinese_fixture_survives_real_delivery(
     expected = parse_email(raw)
     assert stored.payload["subject"] == expected.subject
     assert "\ufffd" not in stored.text and "\ufffd" not in stored.payload["subject"]
+
+
+async def test_several_folders_including_a_chinese_name_are_imported(
+    db: Database, new_mailbox: Any, adapters: list[EmailAdapter], tmp_path: Path
+) -> None:
+    from .conftest import _connect
+
+    box = new_mailbox()
+    conn = await _connect(box)
+    try:
+        await conn._client.check("CREATE", encode_folder("客户来信"))
+    finally:
+        await conn.close()
+    account = await create_account(db, box, folders=["INBOX", "客户来信"])
+    adapter = EmailAdapter(account, channel_context(tmp_path))
+    adapters.append(adapter)
+    await append(box, bytes(customer_mail("a@customer.test", box.address, "in", "inbox mail")))
+    await append(
+        box, bytes(customer_mail("b@customer.test", box.address, "sub", "folder mail")), "客户来信"
+    )
+
+    await drain(db, account, adapter)
+
+    assert sorted(m.text for m in await messages(db, account.id)) == ["folder mail", "inbox mail"]
+    cursors = await load_cursors(db, account.id)
+    assert set(cursors) == {"imap:INBOX", "imap:客户来信"}
+
+
+async def test_without_idle_wait_for_new_falls_back_to_polling(
+    db: Database, new_mailbox: Any, adapters: list[EmailAdapter], tmp_path: Path
+) -> None:
+    box, account, adapter = await setup(db, new_mailbox, adapters, tmp_path)
+    await drain(db, account, adapter)
+    adapter._imap._client.capabilities.discard("IDLE")  # a server without IDLE
+
+    async with asyncio.timeout(5):
+        await adapter.wait_for_new(0.05)
