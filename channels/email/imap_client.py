@@ -19,6 +19,8 @@ _LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n$")
 _CODE_CAPABILITY = re.compile(rb"\[CAPABILITY ([^\]]*)\]", re.I)
 MAX_LINE = 16 * 1024 * 1024  # a SEARCH over a big mailbox is one long line
 _CHUNK = 256 * 1024
+# Timeouts use asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+# cancellation that races with the result, which left a stopped poller idling for minutes.
 
 
 @dataclass
@@ -64,12 +66,10 @@ class ImapClient:
 
     async def open(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
         self._host = host
-        self._reader, self._writer = await asyncio.wait_for(
-            asyncio.open_connection(
+        async with asyncio.timeout(self.timeout):
+            self._reader, self._writer = await asyncio.open_connection(
                 host, port, ssl=tls, server_hostname=host if tls else None, limit=MAX_LINE
-            ),
-            self.timeout,
-        )
+            )
         greeting = await self._read_item()
         if not greeting.text.startswith((b"* OK", b"* PREAUTH")):
             raise ImapError(f"unexpected IMAP greeting: {greeting.text[:200]!r}")
@@ -104,8 +104,9 @@ class ImapClient:
         if writer is None:
             return
         writer.close()
-        with contextlib.suppress(OSError, ssl.SSLError, asyncio.TimeoutError):
-            await asyncio.wait_for(writer.wait_closed(), 2)
+        with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+            async with asyncio.timeout(2):
+                await writer.wait_closed()
 
     async def logout(self) -> None:
         with contextlib.suppress(
@@ -171,7 +172,8 @@ class ImapClient:
         pushed = False
         try:
             # readuntil consumes nothing when cancelled, so a timeout never splits a line
-            line = await asyncio.wait_for(reader.readuntil(b"\r\n"), seconds)
+            async with asyncio.timeout(seconds):
+                line = await reader.readuntil(b"\r\n")
             pushed = line.startswith(b"* ")
         except TimeoutError:
             pass
@@ -215,7 +217,8 @@ class ImapClient:
         literals: list[bytes] = []
         while True:
             try:
-                line = await asyncio.wait_for(reader.readuntil(b"\r\n"), self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    line = await reader.readuntil(b"\r\n")
             except asyncio.IncompleteReadError as exc:
                 raise ImapError("the IMAP server closed the connection") from exc
             except asyncio.LimitOverrunError as exc:
@@ -233,9 +236,8 @@ class ImapClient:
         remaining = size
         while remaining:
             try:
-                chunk = await asyncio.wait_for(
-                    reader.readexactly(min(_CHUNK, remaining)), self.timeout
-                )
+                async with asyncio.timeout(self.timeout):
+                    chunk = await reader.readexactly(min(_CHUNK, remaining))
             except asyncio.IncompleteReadError as exc:
                 raise ImapError("the IMAP server closed the connection mid-message") from exc
             chunks.append(chunk)
