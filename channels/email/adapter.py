@@ -39,6 +39,7 @@ from .config_check import MailboxConfig, mailbox_config
 from .imap_source import FolderState, ImapConnection, MessageMeta
 from .inbound import MailSource, mail_to_inbound
 from .outbound import InvalidOutbound, build_message, smtp_send
+from .thread_headers import message_id_for
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +222,16 @@ class EmailAdapter:
             already = await state.get(sent_key)
             if already:
                 return SendResult.sent(already)
+            if message.attempt > 1 and await self._found_in_sent(message):
+                # an earlier attempt's outcome was unknown but the mail did go out
+                message_id = message_id_for(message.key, self.config.message_id_domain)
+                await state.set(sent_key, message_id, ttl=SENT_TTL)
+                log.info(
+                    "email send key=%s reconciled: already in %s",
+                    message.key,
+                    self.config.sent_folder,
+                )
+                return SendResult.sent(message_id)
             if message.purpose == Purpose.AUTO_REPLY:
                 limited = await self._auto_reply_limited(message.recipient)
                 if limited is not None:
@@ -258,10 +269,41 @@ class EmailAdapter:
                     retry_after=result.retry_after,
                 )
             await state.set(sent_key, message_id, ttl=SENT_TTL)
+            await self._save_sent_copy(msg.as_bytes())
         log.info(
             "email sent key=%s to=%s message_id=%s", message.key, message.recipient, message_id
         )
         return SendResult.sent(message_id)
+
+    async def _found_in_sent(self, message: Outbound) -> bool:
+        folder = self.config.sent_folder
+        if folder is None:
+            return False
+        message_id = message_id_for(message.key, self.config.message_id_domain)
+        imap = ImapConnection(self.config.imap, self.config.timeout)
+        try:
+            await imap.connect()
+            await imap.select(folder)
+            return await imap.has_message_id(message_id)
+        except (errors.ImapError, OSError, TimeoutError) as exc:
+            log.warning("email reconcile key=%s: cannot search %s: %s", message.key, folder, exc)
+            return False
+        finally:
+            await imap.close()
+
+    async def _save_sent_copy(self, data: bytes) -> None:
+        """Best effort: the mail is sent whether or not the copy can be filed."""
+        folder = self.config.sent_folder
+        if folder is None or not self.config.save_sent:
+            return
+        imap = ImapConnection(self.config.imap, self.config.timeout)
+        try:
+            await imap.connect()
+            await imap.append(data, folder)
+        except (errors.ImapError, OSError, TimeoutError) as exc:
+            log.warning("email sent copy not filed in %s: %s", folder, exc)
+        finally:
+            await imap.close()
 
     async def _auto_reply_limited(self, recipient: str) -> SendResult | None:
         """RFC 3834 §2: automatic replies are rate-limited per conversation (recipient)."""

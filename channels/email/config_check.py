@@ -52,6 +52,10 @@ class MailboxConfig:
     auto_replies_per_hour: float
     unsubscribe_url: str | None  # https base for List-Unsubscribe; token appended
     unsubscribe_mailto: str | None
+    # Exmail/163/QQ do not file SMTP-submitted mail under "Sent" (Gmail does): with
+    # sent_folder set we APPEND our copy there, and a retry looks there before resending
+    sent_folder: str | None = None
+    save_sent: bool = True
 
 
 def is_address(value: str) -> bool:
@@ -125,6 +129,8 @@ def mailbox_config(account: AccountRef, public_url: str = "") -> MailboxConfig:
         auto_replies_per_hour=float(c.get("auto_replies_per_hour", 3)),
         unsubscribe_url=str(unsubscribe_url) if unsubscribe_url else None,
         unsubscribe_mailto=str(c.get("unsubscribe_mailto") or address),
+        sent_folder=str(c["sent_folder"]) if c.get("sent_folder") else None,
+        save_sent=bool(c.get("save_sent", True)),
     )
 
 

@@ -155,6 +155,16 @@ class ImapConnection:
             args.append(quote(stamp))
         await self._client.check(*args, data)
 
+    async def has_message_id(self, message_id: str) -> bool:
+        """Whether the selected folder holds a mail with this Message-ID header."""
+        response = await self._client.check(
+            "UID", "SEARCH", "HEADER", "Message-ID", quote(message_id)
+        )
+        return any(
+            len(item.text.split()) > 2 and item.text.split()[1].upper() == b"SEARCH"
+            for item in response.untagged
+        )
+
     async def fetch_all(self) -> list[bytes]:
         """Every message of the selected folder, in UID order (tests, support tools)."""
         response = await self._client.check("UID", "FETCH", "1:*", "(UID BODY.PEEK[])")

@@ -4,6 +4,7 @@ threading headers → read back over IMAP; restarts, UIDVALIDITY changes, loops,
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -606,3 +607,30 @@ async def test_without_idle_wait_for_new_falls_back_to_polling(
 
     async with asyncio.timeout(5):
         await adapter.wait_for_new(0.05)
+
+
+async def test_sent_mail_is_filed_and_a_retry_after_an_unknown_outcome_is_not_resent(
+    db: Database, new_mailbox: Any, adapters: list[EmailAdapter], tmp_path: Path, smtp_server: Any
+) -> None:
+    box, account, adapter = await setup(db, new_mailbox, adapters, tmp_path, sent_folder="Sent")
+    customer = new_mailbox()
+    out = Outbound(
+        key="outbox-filed",
+        account=account,
+        recipient=customer.address,
+        kind=MessageKind.TEXT,
+        text="已发货",
+        purpose=Purpose.REPLY,
+    )
+    first = await adapter.send(out)
+    [copy] = await read_mailbox(box, "Sent")
+    assert email.message_from_bytes(copy)["Message-ID"] == first.provider_message_id
+
+    # another process (no shared state) retries after it recorded UNKNOWN
+    other = EmailAdapter(account, channel_context(tmp_path / "other"))
+    adapters.append(other)
+    retry = await other.send(dataclasses.replace(out, attempt=2))  # same key, 2nd try
+
+    assert retry.outcome == SendOutcome.SENT
+    assert retry.provider_message_id == first.provider_message_id
+    assert len(smtp_server.received_for(customer.address)) == 1
