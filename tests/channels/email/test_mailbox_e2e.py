@@ -634,3 +634,27 @@ async def test_sent_mail_is_filed_and_a_retry_after_an_unknown_outcome_is_not_re
     assert retry.outcome == SendOutcome.SENT
     assert retry.provider_message_id == first.provider_message_id
     assert len(smtp_server.received_for(customer.address)) == 1
+
+
+@pytest.mark.parametrize("name", ["malformed_mime.eml", "missing_message_id.eml"])
+async def test_bad_mail_is_stored_and_imported_once(
+    name: str, db: Database, new_mailbox: Any, adapters: list[EmailAdapter], tmp_path: Path
+) -> None:
+    from .conftest import fixture_bytes
+
+    box, account, adapter = await setup(db, new_mailbox, adapters, tmp_path)
+    await append(box, fixture_bytes(name))
+    await drain(db, account, adapter)
+    await adapter.aclose()
+    # a fresh start without the cursor (e.g. a restored database) sees the mail again
+    async with db.transaction() as session:
+        from conversations.models import ChannelCursor
+
+        await session.execute(
+            ChannelCursor.__table__.delete().where(ChannelCursor.account_id == account.id)
+        )
+    result = await drain(db, account, adapter)
+
+    [stored] = await messages(db, account.id)
+    assert stored.raw and stored.text
+    assert result.duplicates == 1
