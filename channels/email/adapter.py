@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import aiosmtplib
 
@@ -73,7 +75,7 @@ class EmailAdapter:
         account: AccountRef,
         ctx: ChannelContext,
         *,
-        clock: Any = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.account = account
         self.ctx = ctx
@@ -84,6 +86,9 @@ class EmailAdapter:
         self._imap = ImapConnection(self.config.imap, self.config.timeout)
         self._next_folder = 0
         self._own = frozenset({self.config.address})
+        self._monotonic = time.monotonic
+        self._sleep = asyncio.sleep  # the poll wait; tests replace it
+        self._last_idle_failure = -math.inf
 
     # ------------------------------------------------------------------ callbacks
 
@@ -199,12 +204,25 @@ class EmailAdapter:
         if not self._imap.connected:
             await self._imap.connect()
         if not self._imap.supports_idle:
-            await asyncio.sleep(min(max_wait, self.config.poll_seconds))
+            await self._sleep(min(max_wait, self.config.poll_seconds))
             return
         first = self.config.folders[0]
-        if self._imap.selected != first:
-            await self._imap.select(first)
-        pushed = await self._imap.idle(wait)
+        try:
+            if self._imap.selected != first:
+                await self._imap.select(first)
+            pushed = await self._imap.idle(wait)
+        except (errors.ImapError, OSError) as exc:
+            # a dropped IDLE (server BYE, restart) is normal: the next pull reconnects. Only
+            # when it fails again soon do we fall back to a poll wait, so a server that
+            # advertises IDLE but refuses it cannot spin the poller.
+            await self._imap.close(graceful=False)
+            now = self._monotonic()
+            repeated = now - self._last_idle_failure < self.config.poll_seconds
+            self._last_idle_failure = now
+            log.info("account=%s IDLE failed (%s); repeated=%s", self.account.id, exc, repeated)
+            if repeated:
+                await self._sleep(min(max_wait, self.config.poll_seconds))
+            return
         log.debug("account=%s IDLE ended (push=%s)", self.account.id, pushed)
 
     async def aclose(self) -> None:

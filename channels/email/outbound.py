@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
@@ -40,7 +41,7 @@ def build_message(
     *,
     media: MediaStore | None = None,
     unsubscribe_key: bytes | None = None,
-    now: Any = None,
+    now: datetime | None = None,
 ) -> EmailMessage:
     """The MIME message for one outbox item; the Message-ID derives from `out.key`."""
     recipient = out.recipient.strip().lower()

@@ -73,3 +73,35 @@ def test_folder_names_use_modified_utf7() -> None:
     # RFC 3501 §5.1.3 example: 台北 and 日本語
     assert encode_folder("~peter/mail/台北/日本語") == '"~peter/mail/&U,BTFw-/&ZeVnLIqe-"'
     assert encode_folder("R&D") == '"R&-D"'
+
+
+class RefusingIdle:
+    """An IMAP connection whose server advertises IDLE but refuses it."""
+
+    connected = True
+    supports_idle = True
+    selected = "INBOX"
+
+    async def idle(self, seconds: float) -> bool:
+        from channels.email.errors import ImapError
+
+        raise ImapError("IDLE failed: BAD")
+
+    async def close(self, *, graceful: bool = True) -> None:
+        return None
+
+
+async def test_idle_refused_twice_falls_back_to_a_poll_wait(tmp_path: Path) -> None:
+    adapter = EmailAdapter(ACCOUNT, channel_context(tmp_path))
+    adapter._imap = RefusingIdle()  # type: ignore[assignment]
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    adapter._sleep = fake_sleep  # type: ignore[method-assign]
+
+    await adapter.wait_for_new(30)  # first failure: return at once, the pull reconnects
+    await adapter.wait_for_new(30)  # again soon after: wait instead of spinning
+
+    assert slept == [30]
