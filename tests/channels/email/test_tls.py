@@ -126,3 +126,4 @@ async def test_connection_check_explains_a_refused_login(
 
     assert not check.ok
     assert "授权码" in check.message and check.detail["stage"] == "imap"
+    assert "not-the-password" not in check.message
