@@ -112,7 +112,8 @@ class EmailAdapter:
         try:
             page = await self._pull_folder(folder, cursors.get(cursor_name(folder)))
         except BaseException:
-            await self._imap.close()
+            # the connection is in an unknown state (or we are being cancelled): drop it
+            await self._imap.close(graceful=False)
             raise
         more_folders = (self._next_folder % len(folders)) < len(folders) - 1
         if not page.has_more:

@@ -67,6 +67,28 @@ def mail_to_inbound(
 ) -> list[Inbound]:
     """Parse one raw mail into Inbound values; never raises on bad mail."""
     source = source or MailSource()
+    try:
+        return _to_inbound(raw, own_addresses, media, source)
+    except Exception:  # noqa: BLE001  (a mail we cannot read is still stored raw, never dropped)
+        digest = hashlib.sha256(raw).hexdigest()
+        log.exception("mail sha256=%s could not be converted; stored raw", digest)
+        return [
+            InboundMessage(
+                provider_key=f"sha256:{digest}",
+                external_id=UNKNOWN_SENDER,
+                kind=MessageKind.UNKNOWN,
+                text="[无法解析的邮件 / unparseable mail]",
+                occurred_at=source.internal_date or EPOCH,
+                raw=_raw_text(raw),
+                payload={"raw_sha256": digest, "raw_size": len(raw)},
+                automated=True,
+            )
+        ]
+
+
+def _to_inbound(
+    raw: bytes, own_addresses: frozenset[str], media: MediaStore | None, source: MailSource
+) -> list[Inbound]:
     mail = parse_email(raw)
     if mail.defects:
         log.info("mail %s parsed with defects: %s", provider_key_for(mail), "; ".join(mail.defects))

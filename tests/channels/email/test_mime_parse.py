@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from email.message import EmailMessage
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -146,7 +147,7 @@ _HEADERS = st.sampled_from(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     st.lists(st.tuples(_HEADERS, st.binary(max_size=80)), max_size=12),
     st.binary(max_size=2000),
@@ -159,3 +160,18 @@ def test_parser_never_raises_on_mail_shaped_bytes(
     items = mail_to_inbound(raw, own_addresses=frozenset(), media=None)
 
     assert items
+
+
+def test_a_conversion_bug_still_stores_the_mail_raw(monkeypatch: pytest.MonkeyPatch) -> None:
+    import channels.email.inbound as inbound
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("bug in a later stage")
+
+    monkeypatch.setattr(inbound, "parse_bounce", broken)
+
+    [item] = mail_to_inbound(fixture_bytes("big5_body.eml"), own_addresses=frozenset(), media=None)
+
+    assert isinstance(item, InboundMessage)
+    assert item.kind == MessageKind.UNKNOWN and item.automated
+    assert item.raw.startswith("From:")
