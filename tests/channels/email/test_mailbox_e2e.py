@@ -658,3 +658,46 @@ async def test_bad_mail_is_stored_and_imported_once(
     [stored] = await messages(db, account.id)
     assert stored.raw and stored.text
     assert result.duplicates == 1
+
+
+async def test_marketing_mail_one_click_unsubscribe_lands_on_the_do_not_contact_list(
+    db: Database,
+    new_mailbox: Any,
+    adapters: list[EmailAdapter],
+    tmp_path: Path,
+    aiohttp_client: Any,
+) -> None:
+    from aiohttp import web
+
+    from channels.email.unsubscribe import routes
+
+    box, account, adapter = await setup(db, new_mailbox, adapters, tmp_path)
+    customer = new_mailbox()
+    out = Outbound(
+        key="broadcast-1:customer-9",
+        account=account,
+        recipient=customer.address,
+        kind=MessageKind.TEXT,
+        text="双十一特惠",
+        purpose=Purpose.MARKETING,
+        payload={"subject": "双十一特惠"},
+    )
+    assert (await adapter.send(out)).outcome == SendOutcome.SENT
+    [raw] = await read_mailbox(customer)
+    got = email.message_from_bytes(raw, policy=default_policy)
+    assert got["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    https = next(
+        part.strip(" <>") for part in str(got["List-Unsubscribe"]).split(",") if "https://" in part
+    )
+    app = web.Application()
+    app.add_routes(routes(db, bytes.fromhex(account.secrets["unsubscribe_key"])))
+    client = await aiohttp_client(app)
+
+    # what Gmail's one-click button does (RFC 8058 §3.2)
+    response = await client.post(
+        https.removeprefix("https://crm.example.test"), data={"List-Unsubscribe": "One-Click"}
+    )
+
+    assert response.status == 200
+    async with db.reading() as session:
+        assert await is_suppressed(session, channel="email", address=customer.address)
