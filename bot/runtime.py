@@ -17,6 +17,8 @@ import aiohttp
 from aiohttp import web
 
 from channels.base import ChannelContext, PullAdapter
+from channels.email.unsubscribe import derive_key
+from channels.email.unsubscribe import routes as unsubscribe_routes
 from channels.media import MediaStore
 from channels.registry import AdapterRegistry, default_registry
 from channels.state import MemoryState, SharedState
@@ -66,6 +68,7 @@ class Services:
 
     async def close(self) -> None:
         await self.supervisor.shutdown()
+        await self.accounts.close_adapters()
         await self.queue.close()
         await self.http.close()
         await self.db.dispose()
@@ -112,7 +115,13 @@ async def build_services(
         public_url=settings.public_url,
         api_base_overrides=dict(api_base_overrides or {}),
     )
-    accounts = AccountDirectory(db, registry, ctx, secrets)
+    accounts = AccountDirectory(
+        db,
+        registry,
+        ctx,
+        secrets,
+        installation_secrets={"unsubscribe_key": derive_key(settings.secret_key).hex()},
+    )
     dispatcher = OutboxDispatcher(db, accounts)
 
     async def wake_dispatcher(_kind: str, _id: int) -> None:
@@ -161,10 +170,12 @@ async def start_background(services: Services) -> None:
         if isinstance(loaded.adapter, PullAdapter):
             adapter: PullAdapter = loaded.adapter
             account_id = loaded.id
+            # IMAP renews IDLE itself; others wake on callbacks or poll at this pace
+            idle = float(getattr(adapter, "poll_idle_seconds", 30.0))
             sup.spawn(
                 f"poller:{account_id}",
-                lambda stop, a=adapter, i=account_id: run_poller(  # type: ignore[misc]
-                    services.db, i, a, services.pipeline.publish, stop
+                lambda stop, a=adapter, i=account_id, w=idle: run_poller(  # type: ignore[misc]
+                    services.db, i, a, services.pipeline.publish, stop, idle_wait=w
                 ),
             )
 
@@ -176,6 +187,8 @@ def web_app(services: Services) -> web.Application:
     services.extras["ingest"] = batcher
     callbacks = CallbackRoutes(batcher.record, services.accounts, services.pipeline.publish)
     app.router.add_routes(callbacks.routes())
+    # one-click unsubscribe (RFC 8058): public, no session, no CSRF (mail clients post it)
+    app.router.add_routes(unsubscribe_routes(services.db, derive_key(services.settings.secret_key)))
     services.extras["callbacks"] = callbacks
 
     async def healthz(_request: web.Request) -> web.Response:

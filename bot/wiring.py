@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from autoreply.keywords import keyword_autoreply
+from channels.email.handlers import EVENT_HANDLERS as EMAIL_EVENT_HANDLERS
 from conversations.optout import handle_opt_out
 
 from .pipeline import Handlers
@@ -14,4 +15,7 @@ def build_handlers() -> Handlers:
     handlers.on_message("consent.opt_out", handle_opt_out)
     # 2. the keyword auto-reply (claims the message when it answers)
     handlers.on_message("autoreply.keywords", keyword_autoreply)
+    # channel events
+    for handler in EMAIL_EVENT_HANDLERS:  # bounces → undeliverable, "unsubscribe" mails
+        handlers.on_event(f"email.{handler.__name__}", handler)
     return handlers
