@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 
-from bot.redis_state import REDIS_DOWN
+from bot.redis_state import REDIS_DOWN, reraise_lost_cancel
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,7 @@ class RedisFanout:
             self._subscribed = set()
             try:
                 while not self._closing:
+                    reraise_lost_cancel()
                     self._changed.clear()
                     await self._sync_subscriptions(pubsub)
                     if not self._subscribed:

@@ -27,6 +27,18 @@ log = logging.getLogger(__name__)
 
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
+
+def reraise_lost_cancel() -> None:
+    """Raise CancelledError if this task was cancelled but a library swallowed it.
+
+    redis-py wraps reads in asyncio.timeout; on Python 3.11 a cancel that lands while
+    such a timeout expires can be lost and a loop would go on forever. The request
+    stays counted in `Task.cancelling()`, so the loops honour it themselves.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()
+
 # KEYS[1] lock, KEYS[2] fence counter; ARGV[1] ttl ms. Returns the new token or nil.
 _ACQUIRE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
@@ -114,6 +126,7 @@ async def leadership(
         last_ok = acquired_at
         while True:
             await asyncio.sleep(ttl / 3)
+            reraise_lost_cancel()
             try:
                 still_ours = await renew(keys=[keys.lock], args=[lease.token, ttl_ms])
             except _REDIS_DOWN as exc:

@@ -24,7 +24,6 @@ bounded with XADD MAXLEN ~. A publish while Redis is unreachable raises
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -38,7 +37,7 @@ from redis.exceptions import ResponseError
 
 from bot import log_context, metrics
 from bot.queue import Consumer, DeadLetterSink
-from bot.redis_state import REDIS_DOWN, open_redis
+from bot.redis_state import REDIS_DOWN, open_redis, reraise_lost_cancel
 
 log = logging.getLogger(__name__)
 
@@ -198,8 +197,9 @@ class RedisStreamQueue:
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:
     """Sleep, but wake up at once when `stop` is set."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+    # asyncio.wait rather than wait_for/timeout: those cancel this task on expiry, and a
+    # TaskGroup's cancel arriving in the same loop turn is then lost on Python 3.11
+    await _wait_either(stop, seconds=seconds)
 
 
 class _TopicConsumer:
@@ -246,6 +246,7 @@ class _TopicConsumer:
         delay = 0.1
         block_ms = max(1, round(self.q.block * 1000))
         while not self.stop.is_set():
+            reraise_lost_cancel()
             if self.free <= 0:
                 self.slot_free.clear()
                 await _wait_either(self.slot_free, self.stop)
@@ -277,8 +278,14 @@ class _TopicConsumer:
     def _start(self, entry_id: str, fields: Mapping[str, str], crashed_deliveries: int) -> None:
         if entry_id in self.in_flight or self.group is None:
             return
+        handling = self._handle(entry_id, dict(fields), crashed_deliveries)
+        try:
+            self.group.create_task(handling)
+        except RuntimeError:
+            # the consumer is being cancelled; the entry stays pending for a reclaim
+            handling.close()
+            return
         self.in_flight.add(entry_id)
-        self.group.create_task(self._handle(entry_id, dict(fields), crashed_deliveries))
 
     async def _handle(self, entry_id: str, fields: dict[str, str], crashed_deliveries: int) -> None:
         item = fields.get("item", "")
@@ -378,6 +385,7 @@ class _TopicConsumer:
         tick = max(0.02, min(self.q.claim_idle / 3, self.q.base_delay, 1.0))
         next_touch = next_reclaim = loop.time()
         while not self.stop.is_set():
+            reraise_lost_cancel()
             now = loop.time()
             try:
                 await self.q._move_due(
@@ -452,10 +460,11 @@ def _stream_entries(response: Any) -> list[tuple[str, dict[str, str]]]:
     ]
 
 
-async def _wait_either(first: asyncio.Event, second: asyncio.Event) -> None:
-    waits = [asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())]
+async def _wait_either(*events: asyncio.Event, seconds: float | None = None) -> None:
+    """Return when any of `events` is set, or after `seconds`."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
     try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiter in waits:
             waiter.cancel()

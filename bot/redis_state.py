@@ -18,12 +18,14 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.leader import leadership
+from bot.leader import leadership, reraise_lost_cancel
 
 log = logging.getLogger(__name__)
 
 # What a lost or restarting Redis raises; callers map it to "try again later".
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+__all__ = ["REDIS_DOWN", "RedisState", "open_redis", "reraise_lost_cancel", "wait_until_reachable"]
 
 
 def open_redis(
