@@ -39,6 +39,7 @@ def reraise_lost_cancel() -> None:
     if task is not None and task.cancelling():
         raise asyncio.CancelledError()
 
+
 # KEYS[1] lock, KEYS[2] fence counter; ARGV[1] ttl ms. Returns the new token or nil.
 _ACQUIRE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end

@@ -200,7 +200,7 @@ class MetricsEndpoint:
     def add(self, refresher: Refresher) -> None:
         self.refreshers.append(refresher)
 
-    async def __call__(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.Response:
         if self.token is not None:
             given = request.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
@@ -217,5 +217,5 @@ class MetricsEndpoint:
 def metrics_app(endpoint: MetricsEndpoint) -> web.Application:
     """A bare app serving /metrics, for `crmbot worker` and `crmbot scheduler`."""
     app = web.Application()
-    app.router.add_get("/metrics", endpoint)
+    app.router.add_get("/metrics", endpoint.handle)
     return app

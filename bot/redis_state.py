@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -96,6 +97,23 @@ class RedisState:
         self._clock = clock
         self._lock_poll = lock_poll
         self._take = redis.register_script(_TAKE)
+        self._owns_client = False
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> RedisState:
+        """A state with its own client (closed by `close`)."""
+        state = cls(open_redis(url), **options)
+        state._owns_client = True
+        return state
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The client, for leader election and fan-out sharing the same connection pool."""
+        return self._redis
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self._redis.aclose()
 
     def _key(self, kind: str, name: str) -> str:
         return f"{self._prefix}:{kind}:{name}"
