@@ -93,6 +93,44 @@ return touched
 """
 
 
+# `[redis]` keys an operator may set (crmbot.toml), with the type each must have.
+QUEUE_OPTIONS: dict[str, type] = {
+    "max_attempts": int,
+    "base_delay": float,
+    "max_delay": float,
+    "concurrency": int,
+    "claim_idle": float,
+    "block": float,
+    "maxlen": int,
+    "prefix": str,
+}
+
+
+def queue_options(section: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate the `[redis]` settings section into RedisStreamQueue keyword arguments."""
+    options: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, value in section.items():
+        kind = QUEUE_OPTIONS.get(key)
+        if kind is None:
+            continue  # other [redis] keys belong to other users of the section
+        if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+            options[key] = float(value)
+        elif isinstance(value, kind) and not isinstance(value, bool):
+            options[key] = value
+        else:
+            problems.append(f"[redis] {key}: expected {kind.__name__}, got {value!r}")
+    for key in ("max_attempts", "concurrency", "maxlen"):
+        if key in options and options[key] < 1:
+            problems.append(f"[redis] {key}: must be at least 1")
+    for key in ("base_delay", "claim_idle", "block"):
+        if key in options and options[key] <= 0:
+            problems.append(f"[redis] {key}: must be positive")
+    if problems:
+        raise ValueError("\n".join(problems))
+    return options
+
+
 def default_consumer_name() -> str:
     """host-pid-random: unique per process, readable in XINFO CONSUMERS."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -322,6 +360,8 @@ class _TopicConsumer:
                     )
                 metrics.QUEUE_ITEMS.labels(topic=self.topic, outcome="ok").inc()
                 await self._ack(entry_id)
+        except Exception:  # noqa: BLE001  (one entry must not take the consumer down)
+            log.exception("queue %s: settling %s failed; it stays pending", self.topic, entry_id)
         finally:
             self.in_flight.discard(entry_id)
             self.slot_free.set()
@@ -376,7 +416,13 @@ class _TopicConsumer:
         metrics.DEAD_LETTERS.labels(topic=self.topic).inc()
         if self.q._dead_letter is not None:
             # Sink first, ack second: a crash in between dead-letters twice, never zero times.
-            await self.q._dead_letter(self.topic, item, error, attempts)
+            try:
+                await self.q._dead_letter(self.topic, item, error, attempts)
+            except Exception:  # noqa: BLE001  (the sink's store may be down too)
+                log.exception(
+                    "queue %s: dead-letter sink failed; %s stays pending", self.topic, item
+                )
+                return  # unacked: reclaimed after claim_idle and tried again
         await self._ack(entry_id)
 
     async def _maintenance_loop(self) -> None:
