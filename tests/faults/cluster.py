@@ -64,7 +64,7 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0)
         if last:
             return last
         await asyncio.sleep(0.05)
-    raise AssertionError(f"not reached within {timeout}s (last: {last!r})")
+    raise AssertionError(f"not reached within {timeout}s (last: {last!r}, {check!r})")
 
 
 @dataclass

@@ -25,7 +25,7 @@ async def test_postgres_outage_answers_503_and_recovers(
         assert await cluster.post(web, user, f"{KEYWORD}?", msg_id) == 200
 
     loop = asyncio.get_running_loop()
-    await asyncio.to_thread(pg_server.stop)
+    await asyncio.to_thread(pg_server.stop, "fast")
     down_since = loop.time()
     during: list[int] = []
     try:
@@ -44,11 +44,16 @@ async def test_postgres_outage_answers_503_and_recovers(
     for user, msg_id in zip(users[10:], ids[10:], strict=True):
         await cluster.post_until_accepted(web, user, f"{KEYWORD}?", msg_id, timeout=60)
 
-    async def all_processed() -> bool:
-        stored, distinct, processed = await cluster.inbound_counts()
-        return stored == distinct == processed == 30
+    counts: list[tuple[int, int, int]] = []
 
-    await eventually(all_processed, timeout=90)
+    async def all_processed() -> bool:
+        counts.append(await cluster.inbound_counts())
+        return counts[-1] == (30, 30, 30)
+
+    try:
+        await eventually(all_processed, timeout=90)
+    except AssertionError as exc:
+        raise AssertionError(f"(stored, distinct, processed) = {counts[-1]}") from exc
     assert await cluster.keyword_hits() == 30
     await eventually(lambda: _replied(cluster, 30), timeout=60)
     assert set(cluster.replies_per_user().values()) == {1}
