@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot import log_context
-from bot.redis_queue import QueueUnavailable, RedisStreamQueue
+from bot.redis_queue import QueueUnavailable, RedisStreamQueue, queue_options
 from bot.redis_state import open_redis
 from tests.servers.redis import RedisServer
 
@@ -387,3 +387,14 @@ async def _publishes(queue: RedisStreamQueue, item: str) -> bool:
     except QueueUnavailable:
         return False
     return True
+
+
+def test_queue_options_read_the_redis_section() -> None:
+    options = queue_options({"claim_idle": 2, "max_attempts": 7, "url_for_other_use": "x"})
+    assert options == {"claim_idle": 2.0, "max_attempts": 7}
+
+
+def test_queue_options_report_every_bad_value() -> None:
+    with pytest.raises(ValueError) as caught:
+        queue_options({"claim_idle": "soon", "concurrency": 0})
+    assert "claim_idle" in str(caught.value) and "concurrency" in str(caught.value)
