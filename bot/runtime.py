@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError
 
 from channels.base import ChannelContext, PullAdapter
 from channels.email.unsubscribe import derive_key
@@ -96,10 +97,12 @@ async def build_services(
     queue: WorkQueue
     state: SharedState
     if settings.redis_url:
-        from .redis_queue import RedisStreamQueue
+        from .redis_queue import RedisStreamQueue, queue_options
         from .redis_state import RedisState
 
-        queue = RedisStreamQueue.from_url(settings.redis_url, dead_letter=sink)
+        queue = RedisStreamQueue.from_url(
+            settings.redis_url, dead_letter=sink, **queue_options(settings.section("redis"))
+        )
         state = RedisState.from_url(settings.redis_url)
     else:
         queue = InProcessQueue(dead_letter=sink, concurrency=64)  # lets the pipeline batch
@@ -157,13 +160,20 @@ async def start_background(services: Services) -> None:
     )
     sup.spawn("outbox", services.dispatcher.run)
 
+    # [pipeline] recovery_seconds: how often, and after how long, a lost wake-up is redone
+    every = float(services.settings.section("pipeline").get("recovery_seconds", 60))
+
     async def sweeper(stop: asyncio.Event) -> None:
         # re-publish rows whose wake-up was lost (queue down at ingest, crash)
         while not stop.is_set():
             try:
-                await asyncio.wait_for(stop.wait(), timeout=60)
+                await asyncio.wait_for(stop.wait(), timeout=every)
             except TimeoutError:
-                await services.pipeline.recover(older_than_seconds=60)
+                try:
+                    await services.pipeline.recover(older_than_seconds=every)
+                except (ConnectionError, OSError, DBAPIError) as exc:
+                    # queue or store down: the rows wait in the store for the next round
+                    log.warning("recovery sweep skipped: %r", exc)
 
     sup.spawn("recovery-sweeper", sweeper)
     for loaded in await services.accounts.all_enabled():
