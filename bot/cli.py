@@ -15,6 +15,7 @@ from conversations.access import Role as StaffRole
 from conversations.db import Database, create_engine
 from conversations.staff import PasswordPolicyError, create_staff, generate_password, staff_count
 
+from . import log_context
 from .account_config import apply_configured_accounts
 from .config import ConfigError, Settings, load_settings
 from .migrate import upgrade
@@ -24,11 +25,7 @@ log = logging.getLogger("crmbot")
 
 
 def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    log_context.configure_logging(settings.log_format, settings.log_level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 

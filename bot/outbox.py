@@ -14,6 +14,7 @@ import asyncio
 import logging
 import random
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -33,6 +34,7 @@ from conversations.types import (
 )
 
 from .accounts import AccountDirectory
+from .log_context import bind
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +191,10 @@ class OutboxDispatcher:
         )
 
     async def _deliver(self, item_id: int) -> None:
+        with bind(outbox_id=item_id):
+            await self._deliver_bound(item_id)
+
+    async def _deliver_bound(self, item_id: int) -> None:
         async with self.db.reading() as s:
             item = await s.get(OutboxItem, item_id)
         if item is None or item.lease_owner != self.owner:
@@ -208,6 +214,7 @@ class OutboxDispatcher:
         assert loaded is not None
         adapter = loaded.adapter
         reconciling = item.last_error_code == "unknown"
+        sent_at = time.perf_counter()
         try:
             if reconciling and isinstance(adapter, ReconcilingAdapter):
                 result = await adapter.reconcile(outbound)
@@ -222,6 +229,8 @@ class OutboxDispatcher:
             result = SendResult(
                 SendOutcome.UNKNOWN, error_code="adapter_error", reason=repr(exc)[:300]
             )
+        SEND_SECONDS.labels(channel=loaded.kind).observe(time.perf_counter() - sent_at)
+        record_send(loaded.kind, result.outcome.value, result.error_code)
         await self._record(item, result)
 
     async def _record(self, item: OutboxItem, result: SendResult) -> None:

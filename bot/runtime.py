@@ -30,6 +30,7 @@ from .accounts import AccountDirectory
 from .callbacks import CallbackRoutes
 from .config import Settings
 from .ingest import IngestBatcher
+from .metrics import MetricsEndpoint, outbox_refresher, queue_refresher
 from .outbox import OutboxDispatcher
 from .pipeline import INBOUND_TOPIC, Pipeline
 from .pollers import run_poller
@@ -70,6 +71,9 @@ class Services:
     async def close(self) -> None:
         await self.supervisor.shutdown()
         await self.accounts.close_adapters()
+        closer = getattr(self.state, "close", None)
+        if closer is not None:  # RedisState holds a connection pool
+            await closer()
         await self.queue.close()
         await self.http.close()
         await self.db.dispose()
@@ -214,6 +218,11 @@ def web_app(services: Services) -> web.Application:
         )
 
     app.router.add_get("/healthz", healthz)
+    metrics = MetricsEndpoint(
+        [queue_refresher(services.queue, [INBOUND_TOPIC]), outbox_refresher(services.db)],
+        token=str(services.settings.section("metrics").get("token") or "") or None,
+    )
+    app.router.add_get("/metrics", metrics.handle)
     from admin_web.app import setup_console
     from admin_web.deps import ConsoleDeps
 
