@@ -35,6 +35,7 @@ from conversations.types import (
 
 from .accounts import AccountDirectory
 from .log_context import bind
+from .metrics import SEND_SECONDS, record_send
 
 log = logging.getLogger(__name__)
 
