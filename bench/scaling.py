@@ -24,59 +24,16 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 from sqlalchemy import func, select
 
-from bot.migrate import upgrade
-from bot.secrets import SecretBox
-from channels.wecom.simulator import SimApp, new_app, sign_callback, text_message_xml
+from channels.wecom.simulator import sign_callback, text_message_xml
 from conversations.db import Database, create_engine
-from conversations.models import ChannelAccount, Message
+from conversations.models import Message
 
-from ._harness import free_port, percentile
-
-
-@dataclass
-class Store:
-    url: str
-    app: SimApp
-    token: str
-    secret_key: str
-
-
-async def prepare_store(url: str) -> Store:
-    """Migrate a scratch store and add one WeCom app account (no auto-reply rules, so
-    the numbers measure ingest and the pipeline, not a provider)."""
-    await asyncio.to_thread(upgrade, url)
-    app = new_app()
-    token = secrets.token_urlsafe(16)
-    secret_key = secrets.token_urlsafe(40)
-    db = Database(create_engine(url))
-    async with db.transaction() as s:
-        s.add(
-            ChannelAccount(
-                kind="wecom.app",
-                name="bench",
-                config={
-                    "corp_id": app.corp_id,
-                    "agent_id": app.agent_id,
-                    "api_base": "http://127.0.0.1:9",
-                },
-                secrets=SecretBox(secret_key).seal(
-                    {
-                        "secret": app.secret,
-                        "token": app.token,
-                        "encoding_aes_key": app.encoding_aes_key,
-                    }
-                ),
-                callback_token=token,
-            )
-        )
-    await db.dispose()
-    return Store(url, app, token, secret_key)
+from ._harness import Store, free_port, percentile, prepare_store
 
 
 def spawn(
