@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.consent import ANY_SCOPE, suppressed_clause
 from conversations.models import Customer, Identity
-
 from tagging.dimensions import (
     AGE_BRACKETS,
     INTENT_LEVELS,
@@ -39,6 +38,7 @@ from tagging.models import (
     Tag,
     TagGroup,
 )
+
 from .ast import And, Cond, Node, Not, Or
 from .errors import SegmentError
 
@@ -269,9 +269,7 @@ def birthday_within(today: date, days: int) -> Condition:
         return P.birthday_mmdd.is_not(None)
     if end >= start and end_day.year == today.year:
         return and_(P.birthday_mmdd.is_not(None), P.birthday_mmdd.between(start, end))
-    return and_(
-        P.birthday_mmdd.is_not(None), or_(P.birthday_mmdd >= start, P.birthday_mmdd <= end)
-    )
+    return and_(P.birthday_mmdd.is_not(None), or_(P.birthday_mmdd >= start, P.birthday_mmdd <= end))
 
 
 # ---------------------------------------------------------------- value
@@ -368,7 +366,9 @@ async def _reachable(cond: Cond, ctx: CompileContext) -> Condition:
 
 @_field("channel", EQ, "first-contact channel: channel:wecom")
 async def _channel(cond: Cond, ctx: CompileContext) -> Condition:
-    return and_(Customer.first_channel.is_not(None), _kind_matches(Customer.first_channel, cond.value))
+    return and_(
+        Customer.first_channel.is_not(None), _kind_matches(Customer.first_channel, cond.value)
+    )
 
 
 @_field("optout", EQ, 'on the do-not-contact list: optout:sms, optout:email, optout:"sms/【签名】"')

@@ -51,7 +51,7 @@ def tokenize(text: str) -> list[Token]:
                 chars.append(text[i])
                 i += 1
             if i >= len(text):
-                raise SegmentError("unterminated string: a closing \" is missing", position=start)
+                raise SegmentError('unterminated string: a closing " is missing', position=start)
             tokens.append(Token("string", "".join(chars), start))
             i += 1
         elif ch in _OP_CHARS:
@@ -136,7 +136,9 @@ class _Parser:
                 )
             return Cond(token.text.lower(), op.text, value.text, token.position)
         if token.kind == "end":
-            raise SegmentError("the expression ends where a condition was expected", position=token.position)
+            raise SegmentError(
+                "the expression ends where a condition was expected", position=token.position
+            )
         raise SegmentError(f"expected a condition, found {token.text!r}", position=token.position)
 
 
