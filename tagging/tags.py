@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -24,6 +25,7 @@ from conversations.db import UTCDateTime, utcnow
 from conversations.models import Customer
 
 from .models import CustomerTag, Tag, TagEvent, TagGroup
+from .segments.compiler import customers_matching
 
 # ids per statement in bulk tagging: below every driver's bound-parameter limit
 BULK_CHUNK = 5000
@@ -208,12 +210,8 @@ async def bulk_tag_where(
     if tag is None:
         raise TagError(f"no tag with id {tag_id}")
     now = utcnow()
-    targets = (
-        select(Customer.id)
-        .where(condition, Customer.merged_into_id.is_(None))
-        .where(
-            ~exists().where(CustomerTag.customer_id == Customer.id, CustomerTag.tag_id == tag_id)
-        )
+    targets = customers_matching(condition).where(
+        ~exists().where(CustomerTag.customer_id == Customer.id, CustomerTag.tag_id == tag_id)
     )
     siblings = await _exclusive_siblings(session, tag)
     if siblings:
@@ -265,8 +263,8 @@ _EVENT_COLUMNS = (
 
 
 def _event_select(
-    base: Select[tuple[int, int]], action: str, why: Why, now: datetime, reason: str | None = None
-) -> Select[tuple[int, int, str, str, int, int, int, str, datetime]]:
+    base: Select[int, int], action: str, why: Why, now: datetime, reason: str | None = None
+) -> Select[Any]:
     return base.add_columns(
         literal(action, String),
         literal(why.source, String),
@@ -281,7 +279,7 @@ def _event_select(
 async def _bulk_untag_siblings(
     session: AsyncSession,
     siblings: Sequence[int],
-    targets: Select[tuple[int]],
+    targets: Select[Any],
     why: Why,
     reason: str,
     now: datetime,
@@ -359,7 +357,7 @@ async def tags_of(session: AsyncSession, customer_id: int) -> list[AssignedTag]:
             message_id=ct.message_id,
             created_at=ct.created_at,
         )
-        for ct, tag, group in rows.tuples()
+        for ct, tag, group in rows
     ]
 
 

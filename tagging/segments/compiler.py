@@ -11,7 +11,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Select, and_, exists, false, func, not_, or_, select, true
@@ -376,7 +376,10 @@ async def _optout(cond: Cond, ctx: CompileContext) -> Condition:
     channel, _, scope = cond.value.partition("/")
     scope = scope or ANY_SCOPE
     if channel == "sms":
-        return and_(Customer.phone.is_not(None), suppressed_clause("sms", Customer.phone, scope))
+        return and_(
+            Customer.phone.is_not(None),
+            suppressed_clause("sms", cast("ColumnElement[str]", Customer.phone), scope),
+        )
     if channel == "email":
         return and_(
             Customer.email.is_not(None),
@@ -386,7 +389,7 @@ async def _optout(cond: Cond, ctx: CompileContext) -> Condition:
         return exists().where(
             Identity.customer_id == Customer.id,
             _kind_matches(Identity.channel_kind, "wecom"),
-            suppressed_clause("wecom", Identity.external_id, scope),
+            suppressed_clause("wecom", cast("ColumnElement[str]", Identity.external_id), scope),
         )
     raise ValueError("optout takes sms, email or wecom (optionally /scope)")
 
