@@ -343,6 +343,7 @@ async def export_rows(
                 customers_matching(
                     condition if condition is not None else true(), Customer, CustomerProfile
                 )
+                .outerjoin(CustomerProfile, CustomerProfile.customer_id == Customer.id)
                 .where(Customer.id > after)
                 .order_by(Customer.id)
                 .limit(batch)

@@ -1,7 +1,10 @@
-"""Compile a segment AST to one SQL condition over `customers` LEFT JOIN `customer_profiles`.
+"""Compile a segment AST to one SQL condition over `customers`.
 
-Every leaf compiles to a condition that is TRUE or FALSE, never NULL (missing profile
-values are guarded with IS NOT NULL), so NOT means "everyone else" as a marketer expects.
+Tags, profile dimensions, hobbies, custom fields and identities are sets of customer ids
+(`Members`): each compiles to a correlated EXISTS, which is TRUE or FALSE and never NULL,
+so NOT means "everyone else" as a marketer expects. In a top-level AND the smallest such
+set drives the query as `customers.id IN (…)` and the rest are index probes by customer
+id; SQLite's planner would otherwise walk every customer (bench/segments.py measures it).
 Tag names are resolved to ids first: an unknown tag is an error, not an empty segment.
 """
 
@@ -58,17 +61,39 @@ class CompileContext:
         return self.now.astimezone(self.tz).date()
 
 
-FieldCompiler = Callable[[Cond, CompileContext], Awaitable[Condition]]
-_FIELDS: dict[str, tuple[FieldCompiler, tuple[str, ...], str]] = {}
+@dataclass(frozen=True)
+class Members:
+    """The customers whose `column` (a customer id) has a row matching `where`."""
+
+    column: Any
+    where: Condition
+
+    @property
+    def condition(self) -> Condition:
+        return exists().where(self.column == Customer.id, self.where)
+
+    @property
+    def ids(self) -> Select[Any]:
+        return select(self.column).where(self.where)
+
+
+Leaf = Condition | Members
+FieldCompiler = Callable[[Cond, CompileContext], Awaitable[Leaf]]
+_FIELDS: dict[str, tuple[FieldCompiler, tuple[str, ...], str, Any]] = {}
+# above this many rows a set is not worth counting exactly to pick the driver
+_ESTIMATE_CAP = 200_000
 EQ = (":", "=")
 CMP = (":", "=", ">", ">=", "<", "<=")
 
 
 def _field(
-    name: str, ops: tuple[str, ...], help_text: str
+    name: str, ops: tuple[str, ...], help_text: str, on: Any = None
 ) -> Callable[[FieldCompiler], FieldCompiler]:
+    """Register a field; with `on` (a customer-id column) the compiler's result is a
+    predicate on that column's table and becomes `Members(on, predicate)`."""
+
     def register(fn: FieldCompiler) -> FieldCompiler:
-        _FIELDS[name] = (fn, ops, help_text)
+        _FIELDS[name] = (fn, ops, help_text, on)
         return fn
 
     return register
@@ -76,57 +101,82 @@ def _field(
 
 def field_help() -> dict[str, str]:
     """Field name → one-line description, for the console's builder and error messages."""
-    return {name: help_text for name, (_, _, help_text) in sorted(_FIELDS.items())}
+    return {name: entry[2] for name, entry in sorted(_FIELDS.items())}
 
 
 def customers_matching(condition: Condition, *columns: Any) -> Select[Any]:
     """SELECT columns (default: customer id) of live customers matching a compiled condition."""
     cols = columns or (Customer.id,)
-    return (
-        select(*cols)
-        .select_from(Customer)
-        .outerjoin(P, P.customer_id == Customer.id)
-        .where(Customer.merged_into_id.is_(None), condition)
-    )
+    return select(*cols).select_from(Customer).where(Customer.merged_into_id.is_(None), condition)
+
+
+def _as_condition(leaf: Leaf) -> Condition:
+    return leaf.condition if isinstance(leaf, Members) else leaf
 
 
 async def compile_segment(node: Node, ctx: CompileContext) -> Condition:
     """The SQL condition for a segment (use with `customers_matching`)."""
+    parts = list(node.args) if isinstance(node, And) else [node]
+    compiled = [await _compile(part, ctx) for part in parts]
+    driver = await _pick_driver(ctx, [leaf for leaf in compiled if isinstance(leaf, Members)])
+    if driver is None:
+        return and_(*[_as_condition(leaf) for leaf in compiled])
+    rest = [_as_condition(leaf) for leaf in compiled if leaf is not driver]
+    return and_(Customer.id.in_(driver.ids), *rest)
+
+
+async def _pick_driver(ctx: CompileContext, candidates: list[Members]) -> Members | None:
+    """The smallest id set: PostgreSQL's planner orders semi-joins by itself, SQLite's
+    needs to be told, so only SQLite pays for the (capped, index-only) counts."""
+    if len(candidates) <= 1 or ctx.session.get_bind().dialect.name != "sqlite":
+        return candidates[0] if candidates else None
+    sizes = []
+    for leaf in candidates:
+        capped = leaf.ids.limit(_ESTIMATE_CAP).subquery()
+        sizes.append(int(await ctx.session.scalar(select(func.count()).select_from(capped)) or 0))
+    return candidates[sizes.index(min(sizes))]
+
+
+async def _compile(node: Node, ctx: CompileContext) -> Leaf:
     if isinstance(node, And):
-        return and_(*[await compile_segment(arg, ctx) for arg in node.args])
+        return and_(*[_as_condition(await _compile(arg, ctx)) for arg in node.args])
     if isinstance(node, Or):
-        return or_(*[await compile_segment(arg, ctx) for arg in node.args])
+        return or_(*[_as_condition(await _compile(arg, ctx)) for arg in node.args])
     if isinstance(node, Not):
-        return not_(await compile_segment(node.arg, ctx))
+        return not_(_as_condition(await _compile(node.arg, ctx)))
     return await _compile_cond(node, ctx)
 
 
-async def _compile_cond(cond: Cond, ctx: CompileContext) -> Condition:
+async def _compile_cond(cond: Cond, ctx: CompileContext) -> Leaf:
     key = "field" if cond.field.startswith("field.") else cond.field
     entry = _FIELDS.get(key)
     if entry is None:
         known = ", ".join(sorted(_FIELDS))
         raise SegmentError(f"unknown field {cond.field!r} (known: {known})", position=cond.position)
-    fn, ops, _ = entry
+    fn, ops, _, on = entry
     if cond.op == "!=":
         if not (set(ops) & set(EQ)):
             raise SegmentError(f"{cond.field} does not take '!='", position=cond.position)
-        return not_(await fn(Cond(cond.field, ":", cond.value, cond.position), ctx))
+        positive = await _compile_cond(Cond(cond.field, ":", cond.value, cond.position), ctx)
+        return not_(_as_condition(positive))
     if cond.op not in ops:
         allowed = " ".join(ops)
         raise SegmentError(
             f"{cond.field} takes the operators {allowed}, not {cond.op!r}", position=cond.position
         )
     try:
-        return await fn(cond, ctx)
+        result = await fn(cond, ctx)
     except ValueError as exc:
         if isinstance(exc, SegmentError):
             raise
         raise SegmentError(f"{cond.field}: {exc}", position=cond.position) from exc
+    if on is not None and not isinstance(result, Members):
+        return Members(on, result)
+    return result
 
 
 def _eq(column: Any, value: Any) -> Condition:
-    return and_(column.is_not(None), column == value)
+    return column == value  # type: ignore[no-any-return]  # Any column: a bool expression
 
 
 def _compare(column: Any, op: str, value: Any) -> Condition:
@@ -138,7 +188,13 @@ def _compare(column: Any, op: str, value: Any) -> Condition:
         "<": lambda c, v: c < v,
         "<=": lambda c, v: c <= v,
     }
-    return and_(column.is_not(None), ops[op](column, value))
+    return ops[op](column, value)
+
+
+def _guarded(column: Any, condition: Condition) -> Condition:
+    """For a nullable column of `customers` itself (not inside an EXISTS): FALSE rather
+    than NULL when the column is empty, so that NOT includes those customers."""
+    return and_(column.is_not(None), condition)
 
 
 def _int(value: str, low: int | None = None, high: int | None = None) -> int:
@@ -155,7 +211,7 @@ def _int(value: str, low: int | None = None, high: int | None = None) -> int:
 
 
 @_field("tag", EQ, 'has a tag: tag:"意向/询价"; any tag of a group: tag:"意向/*"')
-async def _tag(cond: Cond, ctx: CompileContext) -> Condition:
+async def _tag(cond: Cond, ctx: CompileContext) -> Leaf:
     group, sep, name = cond.value.partition("/")
     if not sep or not group or not name:
         raise SegmentError(
@@ -169,34 +225,36 @@ async def _tag(cond: Cond, ctx: CompileContext) -> Condition:
     if not ids:
         raise SegmentError(f"unknown tag {cond.value!r}", position=cond.position)
     tag_match = CustomerTag.tag_id == ids[0] if len(ids) == 1 else CustomerTag.tag_id.in_(ids)
-    return exists().where(CustomerTag.customer_id == Customer.id, tag_match)
+    return Members(CustomerTag.customer_id, tag_match)
 
 
 # ---------------------------------------------------------------- profile dimensions
 
 
-@_field("region", EQ, "province or city: region:广东, region:深圳")
+@_field("region", EQ, "province or city: region:广东, region:深圳", on=P.customer_id)
 async def _region(cond: Cond, ctx: CompileContext) -> Condition:
     value = normalise_region_value(cond.value)
     return or_(_eq(P.province, value), _eq(P.city, value))
 
 
-@_field("province", EQ, "province: province:广东")
+@_field("province", EQ, "province: province:广东", on=P.customer_id)
 async def _province(cond: Cond, ctx: CompileContext) -> Condition:
     return _eq(P.province, normalise_region_value(cond.value))
 
 
-@_field("city", EQ, "city: city:深圳")
+@_field("city", EQ, "city: city:深圳", on=P.customer_id)
 async def _city(cond: Cond, ctx: CompileContext) -> Condition:
     return _eq(P.city, normalise_region_value(cond.value))
 
 
-@_field("gender", EQ, "gender:男 / gender:女")
+@_field("gender", EQ, "gender:男 / gender:女", on=P.customer_id)
 async def _gender(cond: Cond, ctx: CompileContext) -> Condition:
     return _eq(P.gender, normalise_gender(cond.value))
 
 
-@_field("age", CMP, f"age bracket age:25-34 ({', '.join(AGE_BRACKETS)}) or age>=30")
+@_field(
+    "age", CMP, f"age bracket age:25-34 ({', '.join(AGE_BRACKETS)}) or age>=30", on=P.customer_id
+)
 async def _age(cond: Cond, ctx: CompileContext) -> Condition:
     if cond.op in EQ and not cond.value.isdigit():
         return _eq(P.age_bracket, normalise_age_bracket(cond.value))
@@ -218,19 +276,22 @@ async def _age(cond: Cond, ctx: CompileContext) -> Condition:
     return _compare(born, ">", years_before(today, age + 1))
 
 
-@_field("occupation", EQ, "occupation:教师")
+@_field("occupation", EQ, "occupation:教师", on=P.customer_id)
 async def _occupation(cond: Cond, ctx: CompileContext) -> Condition:
     return _eq(P.occupation, cond.value.strip())
 
 
 @_field("hobby", EQ, "hobby:钓鱼")
-async def _hobby(cond: Cond, ctx: CompileContext) -> Condition:
-    return exists().where(
-        CustomerHobby.customer_id == Customer.id, CustomerHobby.hobby == cond.value.strip()
-    )
+async def _hobby(cond: Cond, ctx: CompileContext) -> Leaf:
+    return Members(CustomerHobby.customer_id, CustomerHobby.hobby == cond.value.strip())
 
 
-@_field("intent", CMP, "intent level: intent:高, intent>=medium (none < low < medium < high)")
+@_field(
+    "intent",
+    CMP,
+    "intent level: intent:高, intent>=medium (none < low < medium < high)",
+    on=P.customer_id,
+)
 async def _intent(cond: Cond, ctx: CompileContext) -> Condition:
     level = INTENT_LEVELS.index(normalise_intent(cond.value))
     chosen = {
@@ -242,13 +303,18 @@ async def _intent(cond: Cond, ctx: CompileContext) -> Condition:
         "<=": range(0, level + 1),
     }[cond.op]
     levels = [INTENT_LEVELS[i] for i in chosen]
-    return and_(P.intent_level.is_not(None), P.intent_level.in_(levels)) if levels else false()
+    return P.intent_level.in_(levels) if levels else false()
 
 
 _DAYS = re.compile(r"^(\d{1,5})d$")
 
 
-@_field("birthday", EQ, "birthday within the next N days: birthday:7d; on a day: birthday:05-20")
+@_field(
+    "birthday",
+    EQ,
+    "birthday within the next N days: birthday:7d; on a day: birthday:05-20",
+    on=P.customer_id,
+)
 async def _birthday(cond: Cond, ctx: CompileContext) -> Condition:
     match = _DAYS.match(cond.value)
     if match:
@@ -279,7 +345,9 @@ def _score_field(column: Any, letter: str) -> FieldCompiler:
     async def compile_score(cond: Cond, ctx: CompileContext) -> Condition:
         return _compare(column, cond.op, _int(cond.value, 1, 5))
 
-    _field(letter, CMP, f"RFM {letter.upper()} score 1..5: {letter}>=4")(compile_score)
+    _field(letter, CMP, f"RFM {letter.upper()} score 1..5: {letter}>=4", on=P.customer_id)(
+        compile_score
+    )
     return compile_score
 
 
@@ -288,7 +356,7 @@ _score_field(P.rfm_f, "f")
 _score_field(P.rfm_m, "m")
 
 
-@_field("rfm", EQ, "all three RFM scores: rfm:555 (use * for any: rfm:5*5)")
+@_field("rfm", EQ, "all three RFM scores: rfm:555 (use * for any: rfm:5*5)", on=P.customer_id)
 async def _rfm(cond: Cond, ctx: CompileContext) -> Condition:
     if not re.match(r"^[1-5*]{3}$", cond.value):
         raise ValueError("write three scores 1-5 or *, e.g. rfm:555 or rfm:5*5")
@@ -300,7 +368,7 @@ async def _rfm(cond: Cond, ctx: CompileContext) -> Condition:
     return and_(*parts) if parts else true()
 
 
-@_field("abc", EQ, "value class: abc:A")
+@_field("abc", EQ, "value class: abc:A", on=P.customer_id)
 async def _abc(cond: Cond, ctx: CompileContext) -> Condition:
     value = cond.value.strip().upper()
     if value not in ("A", "B", "C"):
@@ -320,15 +388,15 @@ def _when(cond: Cond, column: Any, ctx: CompileContext) -> Condition:
         flipped = {">": "<", ">=": "<=", "<": ">", "<=": ">="}
         if cond.op in EQ:
             raise ValueError("use < or > with a number of days, e.g. <7d")
-        return _compare(column, flipped[cond.op], cutoff)
+        return _guarded(column, _compare(column, flipped[cond.op], cutoff))
     day = parse_date(cond.value)
     start = datetime.combine(day, time(), ctx.tz)
     end = start + timedelta(days=1)
     if cond.op in EQ:
-        return and_(_compare(column, ">=", start), _compare(column, "<", end))
+        return _guarded(column, and_(column >= start, column < end))
     bound = {">": end, ">=": start, "<": start, "<=": end}[cond.op]
     op = {">": ">=", ">=": ">=", "<": "<", "<=": "<"}[cond.op]
-    return _compare(column, op, bound)
+    return _guarded(column, _compare(column, op, bound))
 
 
 @_field(
@@ -358,10 +426,8 @@ def _kind_matches(column: Any, value: str) -> Condition:
 
 
 @_field("reachable", EQ, "has an identity on a channel: reachable:sms, reachable:wecom")
-async def _reachable(cond: Cond, ctx: CompileContext) -> Condition:
-    return exists().where(
-        Identity.customer_id == Customer.id, _kind_matches(Identity.channel_kind, cond.value)
-    )
+async def _reachable(cond: Cond, ctx: CompileContext) -> Leaf:
+    return Members(Identity.customer_id, _kind_matches(Identity.channel_kind, cond.value))
 
 
 @_field("channel", EQ, "first-contact channel: channel:wecom")
@@ -398,14 +464,14 @@ async def _optout(cond: Cond, ctx: CompileContext) -> Condition:
 async def _owner(cond: Cond, ctx: CompileContext) -> Condition:
     if cond.value == "none":
         return Customer.owner_id.is_(None)
-    return _eq(Customer.owner_id, _int(cond.value, 1))
+    return _guarded(Customer.owner_id, Customer.owner_id == _int(cond.value, 1))
 
 
 # ---------------------------------------------------------------- custom fields
 
 
 @_field("field", CMP, "a custom field: field.budget>=10000, field.industry:制造")
-async def _custom(cond: Cond, ctx: CompileContext) -> Condition:
+async def _custom(cond: Cond, ctx: CompileContext) -> Leaf:
     key = cond.field.removeprefix("field.")
     found = await ctx.session.scalar(select(CustomField).where(CustomField.key == key))
     if found is None:
@@ -426,8 +492,7 @@ async def _custom(cond: Cond, ctx: CompileContext) -> Condition:
         if found.kind == "choice" and cond.value not in found.choices:
             raise ValueError(f"{cond.value!r} is not one of {found.choices}")
         value, value_column = cond.value, CustomerFieldValue.value_text
-    return exists().where(
-        CustomerFieldValue.customer_id == Customer.id,
-        CustomerFieldValue.field_id == found.id,
-        _compare(value_column, cond.op, value),
+    return Members(
+        CustomerFieldValue.customer_id,
+        and_(CustomerFieldValue.field_id == found.id, _compare(value_column, cond.op, value)),
     )
