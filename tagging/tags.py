@@ -13,12 +13,15 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     String,
+    any_,
+    bindparam,
     delete,
     exists,
     insert,
     literal,
     select,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.db import UTCDateTime, utcnow
@@ -197,8 +200,17 @@ async def bulk_tag(
     added = 0
     for start in range(0, len(ids), BULK_CHUNK):
         chunk = ids[start : start + BULK_CHUNK]
-        added += await bulk_tag_where(session, tag_id, Customer.id.in_(chunk), why)
+        added += await bulk_tag_where(session, tag_id, id_in(session, Customer.id, chunk), why)
     return added
+
+
+def id_in(session: AsyncSession, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
+    """`column IN ids`; on PostgreSQL as `= ANY(array)`, one parameter: asyncpg prepares
+    a statement per distinct text, and preparing one with 5,000 parameters takes seconds."""
+    if session.get_bind().dialect.name == "postgresql":
+        array = bindparam("ids", list(ids), type_=postgresql.ARRAY(BigInteger))
+        return column == any_(array)  # type: ignore[no-any-return]
+    return column.in_(ids)  # type: ignore[no-any-return]
 
 
 async def bulk_tag_where(
@@ -309,7 +321,7 @@ async def bulk_untag(
     for start in range(0, len(ids), BULK_CHUNK):
         chunk = ids[start : start + BULK_CHUNK]
         having = select(CustomerTag.customer_id, CustomerTag.tag_id).where(
-            CustomerTag.tag_id == tag_id, CustomerTag.customer_id.in_(chunk)
+            CustomerTag.tag_id == tag_id, id_in(session, CustomerTag.customer_id, chunk)
         )
         await session.execute(
             insert(TagEvent).from_select(
@@ -318,7 +330,7 @@ async def bulk_untag(
         )
         result = await session.execute(
             delete(CustomerTag).where(
-                CustomerTag.tag_id == tag_id, CustomerTag.customer_id.in_(chunk)
+                CustomerTag.tag_id == tag_id, id_in(session, CustomerTag.customer_id, chunk)
             )
         )
         removed += int(getattr(result, "rowcount", 0) or 0)
