@@ -228,6 +228,33 @@ async def bulk_tag_where(
     siblings = await _exclusive_siblings(session, tag)
     if siblings:
         await _bulk_untag_siblings(session, siblings, targets, why, f"replaced by {tag.name}", now)
+    columns = targets.add_columns(
+        literal(tag_id, BigInteger),
+        literal(why.source, String),
+        literal(why.actor_id, BigInteger),
+        literal(why.rule_id, BigInteger),
+        literal(why.message_id, BigInteger),
+        literal(why.reason[:500], String),
+        literal(now, UTCDateTime()),
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # one statement: the rows actually inserted feed the history. (Two statements with
+        # NOT EXISTS let the planner, whose statistics say a new tag has no rows, pick a
+        # nested loop that grows quadratically within the transaction.)
+        added = (
+            postgresql.insert(CustomerTag)
+            .from_select(list(_ASSIGNMENT_COLUMNS), columns)
+            .on_conflict_do_nothing()
+            .returning(CustomerTag.customer_id, CustomerTag.tag_id)
+            .cte("added")
+        )
+        result = await session.execute(
+            insert(TagEvent).from_select(
+                list(_EVENT_COLUMNS),
+                _event_select(select(added.c.customer_id, added.c.tag_id), "add", why, now),
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
     # history first, from the same target set, so it names exactly the rows added next
     await session.execute(
         insert(TagEvent).from_select(
@@ -236,31 +263,21 @@ async def bulk_tag_where(
         )
     )
     result = await session.execute(
-        insert(CustomerTag).from_select(
-            [
-                "customer_id",
-                "tag_id",
-                "source",
-                "actor_id",
-                "rule_id",
-                "message_id",
-                "reason",
-                "created_at",
-            ],
-            targets.add_columns(
-                literal(tag_id, BigInteger),
-                literal(why.source, String),
-                literal(why.actor_id, BigInteger),
-                literal(why.rule_id, BigInteger),
-                literal(why.message_id, BigInteger),
-                literal(why.reason[:500], String),
-                literal(now, UTCDateTime()),
-            ),
-        )
+        insert(CustomerTag).from_select(list(_ASSIGNMENT_COLUMNS), columns)
     )
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+_ASSIGNMENT_COLUMNS = (
+    "customer_id",
+    "tag_id",
+    "source",
+    "actor_id",
+    "rule_id",
+    "message_id",
+    "reason",
+    "created_at",
+)
 _EVENT_COLUMNS = (
     "customer_id",
     "tag_id",

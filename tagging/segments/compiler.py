@@ -2,9 +2,9 @@
 
 Tags, profile dimensions, hobbies, custom fields and identities are sets of customer ids
 (`Members`): each compiles to a correlated EXISTS, which is TRUE or FALSE and never NULL,
-so NOT means "everyone else" as a marketer expects. In a top-level AND the smallest such
-set drives the query as `customers.id IN (…)` and the rest are index probes by customer
-id; SQLite's planner would otherwise walk every customer (bench/segments.py measures it).
+so NOT means "everyone else" as a marketer expects. The sets of a top-level AND become
+one `customers.id IN (…)` (see `compile_segment`); SQLite's planner would otherwise walk
+every customer probing each set (bench/segments.py measures it).
 Tag names are resolved to ids first: an unknown tag is an error, not an empty segment.
 """
 
@@ -17,7 +17,20 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, func, not_, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    false,
+    func,
+    intersect,
+    literal_column,
+    not_,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.consent import ANY_SCOPE, suppressed_clause
@@ -80,8 +93,7 @@ class Members:
 Leaf = Condition | Members
 FieldCompiler = Callable[[Cond, CompileContext], Awaitable[Leaf]]
 _FIELDS: dict[str, tuple[FieldCompiler, tuple[str, ...], str, Any]] = {}
-# above this many rows a set is not worth counting exactly to pick the driver
-_ESTIMATE_CAP = 200_000
+
 EQ = (":", "=")
 CMP = (":", "=", ">", ">=", "<", "<=")
 
@@ -115,26 +127,24 @@ def _as_condition(leaf: Leaf) -> Condition:
 
 
 async def compile_segment(node: Node, ctx: CompileContext) -> Condition:
-    """The SQL condition for a segment (use with `customers_matching`)."""
+    """The SQL condition for a segment (use with `customers_matching`).
+
+    The id sets of a top-level AND are combined so that no database walks every customer:
+    on SQLite as INTERSECT … ORDER BY 1, which runs as a merge of the sets, each read in
+    customer-id order straight from its (key, customer_id) index; on PostgreSQL the first
+    set drives and the others stay semi-joins, which its planner orders by statistics.
+    """
     parts = list(node.args) if isinstance(node, And) else [node]
     compiled = [await _compile(part, ctx) for part in parts]
-    driver = await _pick_driver(ctx, [leaf for leaf in compiled if isinstance(leaf, Members)])
-    if driver is None:
-        return and_(*[_as_condition(leaf) for leaf in compiled])
-    rest = [_as_condition(leaf) for leaf in compiled if leaf is not driver]
-    return and_(Customer.id.in_(driver.ids), *rest)
-
-
-async def _pick_driver(ctx: CompileContext, candidates: list[Members]) -> Members | None:
-    """The smallest id set: PostgreSQL's planner orders semi-joins by itself, SQLite's
-    needs to be told, so only SQLite pays for the (capped, index-only) counts."""
-    if len(candidates) <= 1 or ctx.session.get_bind().dialect.name != "sqlite":
-        return candidates[0] if candidates else None
-    sizes = []
-    for leaf in candidates:
-        capped = leaf.ids.limit(_ESTIMATE_CAP).subquery()
-        sizes.append(int(await ctx.session.scalar(select(func.count()).select_from(capped)) or 0))
-    return candidates[sizes.index(min(sizes))]
+    members = [leaf for leaf in compiled if isinstance(leaf, Members)]
+    rest = [_as_condition(leaf) for leaf in compiled if not isinstance(leaf, Members)]
+    if not members:
+        return and_(*rest)
+    if len(members) > 1 and ctx.session.get_bind().dialect.name == "sqlite":
+        merged = intersect(*[m.ids for m in members]).order_by(literal_column("1"))
+        return and_(Customer.id.in_(merged), *rest)
+    first, *others = members
+    return and_(Customer.id.in_(first.ids), *[m.condition for m in others], *rest)
 
 
 async def _compile(node: Node, ctx: CompileContext) -> Leaf:
