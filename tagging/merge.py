@@ -148,14 +148,21 @@ class MergeReport:
         }
 
 
+# customer-id columns kept without a foreign key (append-only logs written in bulk)
+UNCONSTRAINED_REFERENCES = (("customer_tags", "customer_id"), ("tag_events", "customer_id"))
+
+
 def _customer_references() -> list[tuple[Table, Column[Any]]]:
-    """Every (table, column) with a foreign key to customers.id, all packages included."""
+    """Every (table, column) that names a customer: foreign keys to customers.id from all
+    packages, plus the unconstrained ones listed above."""
     refs = []
     for table in Base.metadata.sorted_tables:
         for column in table.columns:
             if column.name == "merged_into_id" and table.name == "customers":
                 continue
-            if any(fk.column.table.name == "customers" for fk in column.foreign_keys):
+            if any(fk.column.table.name == "customers" for fk in column.foreign_keys) or (
+                (table.name, column.name) in UNCONSTRAINED_REFERENCES
+            ):
                 refs.append((table, column))
     return refs
 

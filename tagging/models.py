@@ -74,33 +74,40 @@ class TagRule(Base):
 
 
 class CustomerTag(Base):
-    """A tag on a customer, with who/when/why and the message that caused it."""
+    """A tag on a customer, with who/when/why and the message that caused it.
+
+    No foreign keys: on PostgreSQL each is a trigger call per inserted row, and bulk
+    tagging inserts 100,000 rows at once (issue 7's budget is 10 s). Customers and tags
+    are never deleted (merged / archived), and the merge moves these rows explicitly
+    (tagging.merge.UNCONSTRAINED_REFERENCES)."""
 
     __tablename__ = "customer_tags"
-    # segment conditions probe by tag first; the primary key serves the customer page
+    # segment conditions read by tag first; the primary key serves the customer page
     __table_args__ = (Index("ix_customer_tags_tag_customer", "tag_id", "customer_id"),)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
-    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id"), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    tag_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     source: Mapped[str] = mapped_column(String(16))  # manual | bulk | rule | import | wecom | merge
-    actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), nullable=True)
-    rule_id: Mapped[int | None] = mapped_column(ForeignKey("tag_rules.id"), nullable=True)
-    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), nullable=True)
+    actor_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    rule_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    message_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     reason: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class TagEvent(Base):
-    """Tag history: every add and remove, never updated."""
+    """Tag history: every add and remove, never updated. An append-only log of ids as
+    they were, without foreign keys (see CustomerTag); the merge moves its customer ids
+    explicitly (tagging.merge.UNCONSTRAINED_REFERENCES)."""
 
     __tablename__ = "tag_events"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
-    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id"))
+    customer_id: Mapped[int] = mapped_column(BigId, index=True)
+    tag_id: Mapped[int] = mapped_column(BigId)
     action: Mapped[str] = mapped_column(String(8))  # add | remove
     source: Mapped[str] = mapped_column(String(16))
-    actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), nullable=True)
-    rule_id: Mapped[int | None] = mapped_column(ForeignKey("tag_rules.id"), nullable=True)
-    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), nullable=True)
+    actor_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    rule_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    message_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     reason: Mapped[str] = mapped_column(String(500), default="")
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -2,7 +2,7 @@
 
 Revision ID: tagging_0001
 Revises: 0003_notifications
-Create Date: 2026-11-23 09:02:40.703494
+Create Date: 2026-11-23 09:48:22.522631
 """
 from alembic import op
 import sqlalchemy as sa
@@ -29,6 +29,36 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_custom_fields')),
     sa.UniqueConstraint('key', name=op.f('uq_custom_fields_key'))
     )
+    op.create_table('customer_tags',
+    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('tag_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('source', sa.String(length=16), nullable=False),
+    sa.Column('actor_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('rule_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('message_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('reason', sa.String(length=500), nullable=False),
+    sa.Column('created_at', conversations.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('customer_id', 'tag_id', name=op.f('pk_customer_tags'))
+    )
+    with op.batch_alter_table('customer_tags', schema=None) as batch_op:
+        batch_op.create_index('ix_customer_tags_tag_customer', ['tag_id', 'customer_id'], unique=False)
+
+    op.create_table('tag_events',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('tag_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('action', sa.String(length=8), nullable=False),
+    sa.Column('source', sa.String(length=16), nullable=False),
+    sa.Column('actor_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('rule_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('message_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('reason', sa.String(length=500), nullable=False),
+    sa.Column('at', conversations.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_tag_events'))
+    )
+    with op.batch_alter_table('tag_events', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_tag_events_customer_id'), ['customer_id'], unique=False)
+
     op.create_table('tag_groups',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('name', sa.String(length=64), nullable=False),
@@ -167,59 +197,11 @@ def upgrade() -> None:
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.create_index('ix_orders_customer_ordered', ['customer_id', 'ordered_at'], unique=False)
 
-    op.create_table('customer_tags',
-    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('tag_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('source', sa.String(length=16), nullable=False),
-    sa.Column('actor_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('rule_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('message_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('reason', sa.String(length=500), nullable=False),
-    sa.Column('created_at', conversations.db.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['actor_id'], ['staff_users.id'], name=op.f('fk_customer_tags_actor_id_staff_users')),
-    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_customer_tags_customer_id_customers')),
-    sa.ForeignKeyConstraint(['message_id'], ['messages.id'], name=op.f('fk_customer_tags_message_id_messages')),
-    sa.ForeignKeyConstraint(['rule_id'], ['tag_rules.id'], name=op.f('fk_customer_tags_rule_id_tag_rules')),
-    sa.ForeignKeyConstraint(['tag_id'], ['tags.id'], name=op.f('fk_customer_tags_tag_id_tags')),
-    sa.PrimaryKeyConstraint('customer_id', 'tag_id', name=op.f('pk_customer_tags'))
-    )
-    with op.batch_alter_table('customer_tags', schema=None) as batch_op:
-        batch_op.create_index('ix_customer_tags_tag_customer', ['tag_id', 'customer_id'], unique=False)
-
-    op.create_table('tag_events',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('tag_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('action', sa.String(length=8), nullable=False),
-    sa.Column('source', sa.String(length=16), nullable=False),
-    sa.Column('actor_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('rule_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('message_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('reason', sa.String(length=500), nullable=False),
-    sa.Column('at', conversations.db.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['actor_id'], ['staff_users.id'], name=op.f('fk_tag_events_actor_id_staff_users')),
-    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_tag_events_customer_id_customers')),
-    sa.ForeignKeyConstraint(['message_id'], ['messages.id'], name=op.f('fk_tag_events_message_id_messages')),
-    sa.ForeignKeyConstraint(['rule_id'], ['tag_rules.id'], name=op.f('fk_tag_events_rule_id_tag_rules')),
-    sa.ForeignKeyConstraint(['tag_id'], ['tags.id'], name=op.f('fk_tag_events_tag_id_tags')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_tag_events'))
-    )
-    with op.batch_alter_table('tag_events', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_tag_events_customer_id'), ['customer_id'], unique=False)
-
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
-    with op.batch_alter_table('tag_events', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_tag_events_customer_id'))
-
-    op.drop_table('tag_events')
-    with op.batch_alter_table('customer_tags', schema=None) as batch_op:
-        batch_op.drop_index('ix_customer_tags_tag_customer')
-
-    op.drop_table('customer_tags')
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.drop_index('ix_orders_customer_ordered')
 
@@ -258,5 +240,13 @@ def downgrade() -> None:
 
     op.drop_table('tags')
     op.drop_table('tag_groups')
+    with op.batch_alter_table('tag_events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_tag_events_customer_id'))
+
+    op.drop_table('tag_events')
+    with op.batch_alter_table('customer_tags', schema=None) as batch_op:
+        batch_op.drop_index('ix_customer_tags_tag_customer')
+
+    op.drop_table('customer_tags')
     op.drop_table('custom_fields')
     # ### end Alembic commands ###
