@@ -428,18 +428,16 @@ async def export_view(request: web.Request) -> web.Response:
 async def stats_page(request: web.Request) -> web.Response:
     today = utcnow().astimezone(TZ).date()
     async with request.app[DEPS_KEY].db.reading() as s:
-        dims = {
-            name: await distribution(s, name, limit=12)
-            for name in (
-                "province",
-                "gender",
-                "age_bracket",
-                "occupation",
-                "intent",
-                "abc",
-                "hobby",
-            )
+        titles = {
+            "province": gettext("Province"),
+            "gender": gettext("Gender"),
+            "age_bracket": gettext("Age bracket"),
+            "occupation": gettext("Occupation"),
+            "intent": gettext("Intent level"),
+            "abc": gettext("Value class (ABC)"),
+            "hobby": gettext("Hobbies"),
         }
+        dims = {title: await distribution(s, name, limit=12) for name, title in titles.items()}
         groups = await tag_groups_overview(s)
         trend = await new_customers_per_day(s, today - timedelta(days=29), today, TZ)
     return await render(
