@@ -138,8 +138,11 @@ async def generate(db: Database, customers: int, per_customer: int) -> dict[str,
         )
     timings["assignments_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    async with db.engine.begin() as conn:
-        await conn.execute(text("ANALYZE"))
+    # the steady state of a live store: statistics gathered, and on PostgreSQL the
+    # visibility map set (what autovacuum does), so index-only scans can skip the heap
+    async with db.engine.connect() as conn:
+        auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await auto.execute(text("VACUUM ANALYZE" if pg else "ANALYZE"))
     timings["analyze_s"] = time.perf_counter() - start
     return timings
 
@@ -234,7 +237,7 @@ async def main() -> int:
                         report["postgres"] = {"skipped": reason}
                         continue
                     # the server runs as the postgres user: it must reach its directory
-                    os.chmod(tmp, 0o755)
+                    os.chmod(tmp, 0o755)  # noqa: S103  # read-only walk-through for postgres
                     root = Path(tmp) / "pg"
                     server = postgres.start(root)
                     url = await create_pg_database(server)

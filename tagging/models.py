@@ -83,7 +83,12 @@ class CustomerTag(Base):
 
     __tablename__ = "customer_tags"
     # segment conditions read by tag first; the primary key serves the customer page
-    __table_args__ = (Index("ix_customer_tags_tag_customer", "tag_id", "customer_id"),)
+    # SQLite: WITHOUT ROWID keeps the rows in the primary-key b-tree itself (one b-tree
+    # fewer to write per assignment)
+    __table_args__ = (
+        Index("ix_customer_tags_tag_customer", "tag_id", "customer_id"),
+        {"sqlite_with_rowid": False},
+    )
     customer_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     tag_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     source: Mapped[str] = mapped_column(String(16))  # manual | bulk | rule | import | wecom | merge

@@ -38,7 +38,8 @@ def upgrade() -> None:
     sa.Column('message_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('reason', sa.String(length=500), nullable=False),
     sa.Column('created_at', conversations.db.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('customer_id', 'tag_id', name=op.f('pk_customer_tags'))
+    sa.PrimaryKeyConstraint('customer_id', 'tag_id', name=op.f('pk_customer_tags')),
+    sqlite_with_rowid=False,
     )
     with op.batch_alter_table('customer_tags', schema=None) as batch_op:
         batch_op.create_index('ix_customer_tags_tag_customer', ['tag_id', 'customer_id'], unique=False)
