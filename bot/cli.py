@@ -15,6 +15,7 @@ from conversations.access import Role as StaffRole
 from conversations.db import Database, create_engine
 from conversations.staff import PasswordPolicyError, create_staff, generate_password, staff_count
 
+from .account_config import apply_configured_accounts
 from .config import ConfigError, Settings, load_settings
 from .migrate import upgrade
 from .runtime import ALL_ROLES, Role, Services, build_services, start_background, web_app
@@ -43,7 +44,12 @@ async def ensure_first_admin(db: Database) -> tuple[str, str] | None:
         return "admin", password
 
 
-def _banner(settings: Settings, login: tuple[str, str] | None, sandbox: bool) -> str:
+def _banner(
+    settings: Settings,
+    login: tuple[str, str] | None,
+    sandbox: bool,
+    configured: list[tuple[str, str, str]] | None = None,
+) -> str:
     lines = ["", "crmbot is running.", f"  Console:  {settings.public_url}/"]
     if login:
         lines.append(
@@ -67,6 +73,11 @@ def serve(settings: Settings, roles: frozenset[Role]) -> None:
 
     async def make_app() -> web.Application:
         services = await build_services(settings, roles)
+        try:
+            configured = await apply_configured_accounts(services)
+        except ConfigError:
+            await services.close()
+            raise
         login = await ensure_first_admin(services.db) if Role.WEB in roles else None
         sandbox = None
         if settings.sandbox:
@@ -79,7 +90,7 @@ def serve(settings: Settings, roles: frozenset[Role]) -> None:
 
         async def on_startup(_app: web.Application) -> None:
             await start_background(services)
-            print(_banner(settings, login, sandbox is not None), flush=True)  # noqa: T201
+            print(_banner(settings, login, sandbox is not None, configured), flush=True)  # noqa: T201
 
         async def on_cleanup(_app: web.Application) -> None:
             if sandbox is not None:
@@ -145,12 +156,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "migrate":
             print("database is up to date")  # noqa: T201
             return 0
-    if args.command == "run":
-        serve(settings, ALL_ROLES)
-        return 0
-    if args.command == "web":
-        serve(settings, frozenset({Role.WEB}))
-        return 0
+    try:
+        if args.command == "run":
+            serve(settings, ALL_ROLES)
+            return 0
+        if args.command == "web":
+            serve(settings, frozenset({Role.WEB}))
+            return 0
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)  # noqa: T201
+        return 2
     if args.command == "worker":
         asyncio.run(run_worker(settings))
         return 0

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from autoreply.keywords import keyword_autoreply
+from conversations.optout import handle_opt_out
 
 from .pipeline import Handlers
 
 
 def build_handlers() -> Handlers:
     handlers = Handlers()
-    # 1. the keyword auto-reply (claims the message when it answers)
+    # 1. opt-out words (退订, TD, STOP …) before anything may answer (claims the message)
+    handlers.on_message("consent.opt_out", handle_opt_out)
+    # 2. the keyword auto-reply (claims the message when it answers)
     handlers.on_message("autoreply.keywords", keyword_autoreply)
     return handlers

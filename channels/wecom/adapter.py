@@ -35,6 +35,7 @@ from conversations.types import (
 )
 
 from .api import DEFAULT_BASE, WeComApi
+from .config_check import require_app_config
 from .crypto import WeComCrypto, WeComCryptoError
 from .errors import WeComApiError
 from .inbound import parse_xml, to_inbound
@@ -57,6 +58,7 @@ class WeComAppAdapter:
     def __init__(self, account: AccountRef, ctx: ChannelContext) -> None:
         self.account = account
         self.ctx = ctx
+        require_app_config(account.config, account.secrets)
         cfg = account.config
         self.corp_id = str(cfg["corp_id"])
         self.agent_id = int(cfg["agent_id"])
@@ -66,6 +68,7 @@ class WeComAppAdapter:
         # sandbox accounts talk to the built-in simulator, wherever it listens this run
         sandbox_base = ctx.api_base_overrides.get("wecom") if cfg.get("sandbox") else None
         base = str(cfg.get("api_base") or sandbox_base or DEFAULT_BASE)
+        self._last: tuple[RawRequest, bytes] | None = None
         self.api = WeComApi(
             ctx.http,
             ctx.state,
@@ -89,6 +92,14 @@ class WeComAppAdapter:
         return q["msg_signature"], q["timestamp"], q["nonce"], encrypt
 
     def _decrypt(self, request: RawRequest) -> bytes:
+        # verify() then parse() see the same request: decrypt it once (still pure)
+        if self._last is not None and self._last[0] is request:
+            return self._last[1]
+        plain = self._decrypt_uncached(request)
+        self._last = (request, plain)
+        return plain
+
+    def _decrypt_uncached(self, request: RawRequest) -> bytes:
         sig, ts, nonce, encrypt = self._envelope(request)
         try:
             return self.crypto.decrypt_checked(sig, ts, nonce, encrypt)
