@@ -37,7 +37,8 @@ async def test_nightly_scores_brackets_and_reminds_once(sqlite_db: Database) -> 
         owner = await create_staff(
             s, username="sales1", password="s3cret-pass-123", role=Role.SALES
         )
-        c = await f.customer(s, "寿星", birth_date=date(1992, today.month, today.day)  # leap year: valid on 29 Feb too)
+        # born in a leap year, so the date exists even when today is 29 February
+        c = await f.customer(s, "寿星", birth_date=date(1992, today.month, today.day))
         c.owner_id = owner.id
     first = await nightly(sqlite_db, TaggingSettings(), now, SHANGHAI)
     second = await nightly(sqlite_db, TaggingSettings(), now, SHANGHAI)
