@@ -6,6 +6,7 @@ import autoreply.models
 import conversations.consent
 import conversations.models
 import conversations.notifications
+import tagging.models
 from conversations.db import Base
 
 __all__ = ["metadata"]
@@ -15,6 +16,7 @@ _MODEL_MODULES = (
     conversations.consent,
     conversations.notifications,
     autoreply.models,
+    tagging.models,
 )
 
 metadata = Base.metadata
