@@ -225,6 +225,7 @@ def web_app(services: Services) -> web.Application:
     app.router.add_get("/metrics", metrics.handle)
     from admin_web.app import setup_console
     from admin_web.deps import ConsoleDeps
+    from admin_web.tagging_views import routes as tagging_routes
 
     labels = {
         k: (services.registry.spec(k).label_zh, services.registry.spec(k).label_en)
@@ -240,6 +241,7 @@ def web_app(services: Services) -> web.Application:
             wake_outbox=services.dispatcher.wake,
             channel_labels=labels,
             simulator=services.extras.get("simulator"),
+            extra_routes=[tagging_routes],
         ),
     )
     return app

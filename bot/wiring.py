@@ -5,6 +5,7 @@ from __future__ import annotations
 from autoreply.keywords import keyword_autoreply
 from channels.email.handlers import EVENT_HANDLERS as EMAIL_EVENT_HANDLERS
 from conversations.optout import handle_opt_out
+from tagging.autotag import auto_tag, auto_tag_event
 
 from .pipeline import Handlers
 
@@ -13,9 +14,12 @@ def build_handlers() -> Handlers:
     handlers = Handlers()
     # 1. opt-out words (退订, TD, STOP …) before anything may answer (claims the message)
     handlers.on_message("consent.opt_out", handle_opt_out)
-    # 2. the keyword auto-reply (claims the message when it answers)
+    # 2. auto-tags from what the customer wrote (never replies; ignores claims)
+    handlers.on_message("tagging.auto_tag", auto_tag)
+    # 3. the keyword auto-reply (claims the message when it answers)
     handlers.on_message("autoreply.keywords", keyword_autoreply)
     # channel events
+    handlers.on_event("tagging.auto_tag_event", auto_tag_event)
     for handler in EMAIL_EVENT_HANDLERS:  # bounces → undeliverable, "unsubscribe" mails
         handlers.on_event(f"email.{handler.__name__}", handler)
     return handlers
