@@ -456,7 +456,7 @@ async def estimate(
                     Suppression.address.in_(sorted(addresses))
                 )
             )
-            facts.suppressed = {(c, a, s) for c, a, s in rows.tuples()}
+            facts.suppressed = {(c, a, s) for c, a, s in rows}
         for cid in ids:
             report.recipients += 1
             choice = chooser.choose(cid)

@@ -66,7 +66,7 @@ async def progress(session: AsyncSession, run_id: int, reply_window: timedelta) 
         .where(BroadcastRecipient.run_id == run_id)
         .group_by(BroadcastRecipient.status, Message.status)
     )
-    for r_status, m_status, n in rows.tuples():
+    for r_status, m_status, n in rows:
         key = outcome(r_status, m_status)
         report.counts[key] = report.counts.get(key, 0) + int(n)
     reasons = await session.execute(
@@ -74,7 +74,7 @@ async def progress(session: AsyncSession, run_id: int, reply_window: timedelta) 
         .where(BroadcastRecipient.run_id == run_id, BroadcastRecipient.status == "skipped")
         .group_by(BroadcastRecipient.skip_reason)
     )
-    report.skipped_by_reason = {str(r): int(n) for r, n in reasons.tuples()}
+    report.skipped_by_reason = {str(r): int(n) for r, n in reasons}
     report.replied = await _replied(session, run_id, reply_window)
     report.opted_out = await _opted_out(session, run_id, reply_window)
     clicks = await session.execute(
@@ -104,7 +104,7 @@ async def _replied(session: AsyncSession, run_id: int, window: timedelta) -> int
     )
     return sum(
         1
-        for _rid, queued, first in rows.tuples()
+        for _rid, queued, first in rows
         if queued is not None and first is not None and first - queued < window
     )
 
@@ -123,7 +123,7 @@ async def _opted_out(session: AsyncSession, run_id: int, window: timedelta) -> i
     )
     return sum(
         1
-        for _rid, queued, first in rows.tuples()
+        for _rid, queued, first in rows
         if queued is not None and first is not None and first - queued < window
     )
 
@@ -157,27 +157,23 @@ async def export_csv(session: AsyncSession, run_id: int, chunk: int = 2000) -> A
     last_id = 0
     while True:
         rows = (
-            (
-                await session.execute(
-                    select(
-                        BroadcastRecipient,
-                        Customer.display_name,
-                        ChannelAccount.name,
-                        Message.status,
-                        Message.status_reason,
-                        clicks,
-                    )
-                    .join(Customer, Customer.id == BroadcastRecipient.customer_id)
-                    .outerjoin(ChannelAccount, ChannelAccount.id == BroadcastRecipient.account_id)
-                    .outerjoin(Message, Message.id == BroadcastRecipient.message_id)
-                    .where(BroadcastRecipient.run_id == run_id, BroadcastRecipient.id > last_id)
-                    .order_by(BroadcastRecipient.id)
-                    .limit(chunk)
+            await session.execute(
+                select(
+                    BroadcastRecipient,
+                    Customer.display_name,
+                    ChannelAccount.name,
+                    Message.status,
+                    Message.status_reason,
+                    clicks,
                 )
+                .join(Customer, Customer.id == BroadcastRecipient.customer_id)
+                .outerjoin(ChannelAccount, ChannelAccount.id == BroadcastRecipient.account_id)
+                .outerjoin(Message, Message.id == BroadcastRecipient.message_id)
+                .where(BroadcastRecipient.run_id == run_id, BroadcastRecipient.id > last_id)
+                .order_by(BroadcastRecipient.id)
+                .limit(chunk)
             )
-            .tuples()
-            .all()
-        )
+        ).all()
         if not rows:
             break
         for r, name, account, m_status, m_reason, n_clicks in rows:

@@ -23,18 +23,15 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from conversations.actions import conversation_for, queue_outbound
 from conversations.consent import ANY_SCOPE, Suppression
 from conversations.models import (
     ChannelAccount,
     Customer,
     Identity,
     Message,
-    OutboxItem,
     StaffUser,
 )
-from conversations.sql import insert_ignore_returning_id
-from conversations.types import MessageStatus, Purpose, SenderType
+from conversations.types import MessageStatus, Purpose
 
 from .content import render_variant
 from .links import sign_click
@@ -48,6 +45,7 @@ from .models import (
     RunStatus,
     SkipReason,
 )
+from .outbox_writes import Send, write_sends
 from .policy import AccountView, ChannelPolicy, CustomerView, PolicyRegistry
 from .settings import BroadcastSettings
 
@@ -101,7 +99,7 @@ async def load_customers(session: AsyncSession, ids: Iterable[int]) -> dict[int,
         .outerjoin(StaffUser, StaffUser.id == Customer.owner_id)
         .where(Customer.id.in_(list(ids)))
     )
-    return {c.id: customer_view(c, owner) for c, owner in rows.tuples()}
+    return {c.id: customer_view(c, owner) for c, owner in rows}
 
 
 async def load_accounts(session: AsyncSession, ids: Iterable[int]) -> dict[int, ChannelAccount]:
@@ -227,7 +225,7 @@ async def _load_facts(
                 Suppression.address.in_(sorted(addresses))
             )
         )
-        facts.suppressed = {(c, a, s) for c, a, s in rows.tuples()}
+        facts.suppressed = {(c, a, s) for c, a, s in rows}
     if broadcast.purpose == "marketing":
         cap = broadcast.frequency_cap or {}
         days = int(cap.get("period_days", settings.cap_period_days))
@@ -241,13 +239,13 @@ async def _load_facts(
             )
             .group_by(BroadcastRecipient.customer_id)
         )
-        facts.cap_counts = {cid: int(n) for cid, n in counts.tuples()}
+        facts.cap_counts = {cid: int(n) for cid, n in counts}
     links = await session.execute(
         select(BroadcastLink.url, BroadcastLink.id).where(
             BroadcastLink.broadcast_id == broadcast.id
         )
     )
-    facts.links = {url: lid for url, lid in links.tuples()}
+    facts.links = {url: lid for url, lid in links}
     paced = [a.id for a in accounts.values() if _rate(a)]
     if paced:
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -344,6 +342,7 @@ async def queue_batch(
     chooser = ChannelChooser(broadcast, facts, policies)
     limit = _cap_limit(broadcast, settings)
     horizon = now + timedelta(seconds=settings.queue_horizon_seconds)
+    planned: list[tuple[BroadcastRecipient, Send]] = []
     for row in rows:
         if limit is not None and facts.cap_counts.get(row.customer_id, 0) >= limit:
             _skip(row, SkipReason.FREQUENCY_CAP)
@@ -358,9 +357,10 @@ async def queue_batch(
         if slot > horizon:
             result.waiting_until = slot
             break
-        await _queue_row(session, run, broadcast, row, choice, facts, settings, slot, now, "")
+        planned.append((row, _plan(run, broadcast, row, choice, facts, settings, slot, now, None)))
         facts.cap_counts[row.customer_id] = facts.cap_counts.get(row.customer_id, 0) + 1
         result.queued += 1
+    await _write(session, planned, now)
     for account_id, next_slot in facts.pace.items():
         await session.execute(
             update(AccountPacing)
@@ -384,41 +384,12 @@ def _slot(broadcast: Broadcast, choice: Choice, facts: _Facts, now: datetime) ->
     return slot
 
 
-async def _identity_for(
-    session: AsyncSession, customer_id: int, account: ChannelAccount, address: str, now: datetime
-) -> Identity:
-    """The customer's identity on the account, created for an SMS/email address we hold."""
-    await insert_ignore_returning_id(
-        session,
-        Identity.__table__,  # type: ignore[arg-type]
-        {
-            "customer_id": customer_id,
-            "channel_kind": account.kind,
-            "account_id": account.id,
-            "external_id": address,
-            "display_name": None,
-            "created_at": now,
-        },
-        ("channel_kind", "account_id", "external_id"),
-    )
-    return (
-        await session.execute(
-            select(Identity).where(
-                Identity.channel_kind == account.kind,
-                Identity.account_id == account.id,
-                Identity.external_id == address,
-            )
-        )
-    ).scalar_one()
-
-
 def recipient_key(run_id: int, recipient_id: int, fallback_hop: int | None = None) -> str:
     base = f"bc:{run_id}:{recipient_id}"
     return base if fallback_hop is None else f"{base}:{fallback_hop}"
 
 
-async def _queue_row(
-    session: AsyncSession,
+def _plan(
     run: BroadcastRun,
     broadcast: Broadcast,
     row: BroadcastRecipient,
@@ -427,15 +398,10 @@ async def _queue_row(
     settings: BroadcastSettings,
     slot: datetime,
     now: datetime,
-    key_suffix: str,
-) -> None:
+    fallback_hop: int | None,
+) -> Send:
+    """Decide the send for one recipient and mark the row queued (written by write_sends)."""
     marketing = broadcast.purpose == "marketing"
-    identity = choice.identity
-    if identity is None or identity.customer_id != row.customer_id:
-        identity = await _identity_for(
-            session, row.customer_id, choice.account, choice.address, now
-        )
-    conversation = await conversation_for(session, choice.account, identity)
     customer = facts.customers[row.customer_id]
 
     def link_for(url: str) -> str | None:
@@ -449,38 +415,38 @@ async def _queue_row(
     final = choice.policy.finalise(choice.view, text, marketing)
     kind, payload = choice.policy.payload(choice.view, rendered, final)
     payload.update(broadcast_id=broadcast.id, run_id=run.id, recipient_id=row.id)
-    key = recipient_key(run.id, row.id) + key_suffix
-    message = await queue_outbound(
-        session,
-        conversation,
-        text=final,
-        purpose=Purpose.MARKETING if marketing else Purpose.REMINDER,
-        idempotency_key=key,
-        kind=kind,
-        payload=payload,
-        sender_type=SenderType.BOT,
-        sender_staff_id=broadcast.created_by,
-        recipient=choice.address,
-        not_before=slot,
-    )
-    if message is None:
-        # another queuer's overlapping lease got there first: adopt its row
-        existing = await session.scalar(
-            select(OutboxItem.message_id).where(OutboxItem.idempotency_key == key)
-        )
-        message_id = existing
-    else:
-        message_id = message.id
+    identity = choice.identity
     row.status = RecipientStatus.QUEUED.value
     row.skip_reason = None
     row.account_id = choice.account.id
     row.address = choice.address
     row.hop = choice.hop
-    row.message_id = message_id
     row.queued_at = now
     rate = _rate(choice.account)
     if rate:
         facts.pace[choice.account.id] = slot + timedelta(seconds=1 / rate)
+    return Send(
+        customer_id=row.customer_id,
+        account_id=choice.account.id,
+        account_kind=choice.account.kind,
+        address=choice.address,
+        identity_id=identity.id if identity is not None else None,
+        key=recipient_key(run.id, row.id, fallback_hop),
+        kind=kind,
+        text=final,
+        payload=payload,
+        purpose=Purpose.MARKETING if marketing else Purpose.REMINDER,
+        not_before=slot,
+        staff_id=broadcast.created_by,
+    )
+
+
+async def _write(
+    session: AsyncSession, planned: Sequence[tuple[BroadcastRecipient, Send]], now: datetime
+) -> None:
+    await write_sends(session, [send for _row, send in planned], now)
+    for row, send in planned:
+        row.message_id = send.message_id
 
 
 async def settle_run(
@@ -518,22 +484,18 @@ async def settle_run(
         )
         changed += int(getattr(res, "rowcount", 0) or 0)
     failed = (
-        (
-            await session.execute(
-                select(BroadcastRecipient, Message.status_reason)
-                .join(Message, Message.id == BroadcastRecipient.message_id)
-                .where(
-                    BroadcastRecipient.run_id == run_id,
-                    BroadcastRecipient.status.in_(_LIVE_RECIPIENT),
-                    Message.status == MessageStatus.FAILED.value,
-                )
-                .order_by(BroadcastRecipient.id)
-                .limit(settings.batch)
+        await session.execute(
+            select(BroadcastRecipient, Message.status_reason)
+            .join(Message, Message.id == BroadcastRecipient.message_id)
+            .where(
+                BroadcastRecipient.run_id == run_id,
+                BroadcastRecipient.status.in_(_LIVE_RECIPIENT),
+                Message.status == MessageStatus.FAILED.value,
             )
+            .order_by(BroadcastRecipient.id)
+            .limit(settings.batch)
         )
-        .tuples()
-        .all()
-    )
+    ).all()
     if failed:
         changed += await _fall_back(session, run_id, failed, policies, settings, now)
     run = await session.get(BroadcastRun, run_id)
@@ -571,6 +533,7 @@ async def _fall_back(
         session, broadcast, [r.customer_id for r, _ in failed], policies, settings, now
     )
     chooser = ChannelChooser(broadcast, facts, policies)
+    planned: list[tuple[BroadcastRecipient, Send]] = []
     for row, reason in failed:
         choice = (
             chooser.choose(row.customer_id, row.hop + 1)
@@ -583,9 +546,10 @@ async def _fall_back(
             continue
         slot = _slot(broadcast, choice, facts, now)
         row.error = (reason or "failed")[:500]
-        await _queue_row(
-            session, run, broadcast, row, choice, facts, settings, slot, now, f":{choice.hop}"
+        planned.append(
+            (row, _plan(run, broadcast, row, choice, facts, settings, slot, now, choice.hop))
         )
+    await _write(session, planned, now)
     for account_id, next_slot in facts.pace.items():
         await session.execute(
             update(AccountPacing)
