@@ -478,7 +478,7 @@ async def estimate(
     return report
 
 
-async def test_send(
+async def send_test_message(
     session: AsyncSession,
     broadcast: Broadcast,
     *,
