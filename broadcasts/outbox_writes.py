@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import Table, bindparam, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,6 +42,12 @@ class Send:
     message_id: int | None = None
 
 
+def _table(model: Any) -> Table:
+    """A mapped class's Core table: executemany without the ORM's per-row bookkeeping."""
+    table: Table = model.__table__
+    return table
+
+
 async def _insert_ignore(
     session: AsyncSession, model: Any, rows: Sequence[dict[str, Any]], conflict: Sequence[str]
 ) -> None:
@@ -49,8 +55,9 @@ async def _insert_ignore(
         return
     dialect = session.get_bind().dialect.name
     make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # executemany of one compiled statement: far cheaper than a multi-row VALUES
     await session.execute(
-        make(model).values(list(rows)).on_conflict_do_nothing(index_elements=list(conflict))
+        make(_table(model)).on_conflict_do_nothing(index_elements=list(conflict)), list(rows)
     )
 
 
@@ -97,7 +104,10 @@ async def write_sends(session: AsyncSession, sends: Sequence[Send], now: datetim
     ids = (
         (
             await session.execute(
-                insert(Message).returning(Message.id, sort_by_parameter_order=True), message_rows
+                insert(_table(Message)).returning(
+                    _table(Message).c.id, sort_by_parameter_order=True
+                ),
+                message_rows,
             )
         )
         .scalars()
@@ -106,7 +116,7 @@ async def write_sends(session: AsyncSession, sends: Sequence[Send], now: datetim
     for s, message_id in zip(fresh, ids, strict=True):
         s.message_id = message_id
     await session.execute(
-        insert(OutboxItem),
+        insert(_table(OutboxItem)),
         [
             {
                 "idempotency_key": s.key,
@@ -125,10 +135,13 @@ async def write_sends(session: AsyncSession, sends: Sequence[Send], now: datetim
         ],
     )
     touched = {conversations[(s.account_id, s.identity_id)]: s for s in fresh}
+    table = _table(Conversation)
     await session.execute(
-        update(Conversation),
+        update(table)
+        .where(table.c.id == bindparam("conversation"))
+        .values(last_message_at=bindparam("at"), last_preview=bindparam("preview")),
         [
-            {"id": cid, "last_message_at": now, "last_preview": preview_of(s.kind.value, s.text)}
+            {"conversation": cid, "at": now, "preview": preview_of(s.kind.value, s.text)}
             for cid, s in touched.items()
         ],
     )

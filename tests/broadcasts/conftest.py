@@ -52,6 +52,7 @@ class World:
     )
 
     def engine(self, **kw: Any) -> BroadcastEngine:
+        kw.setdefault("settle_every", 0)  # tests settle on every tick
         return BroadcastEngine(self.db, kw.pop("settings", self.settings), clock=self.clock, **kw)
 
     def dispatcher(self, **kw: Any) -> OutboxDispatcher:
