@@ -28,7 +28,9 @@ from conversations.models import ChannelAccount, Customer, Identity
 
 from .crash_runner import KIND
 
-N = 20_000
+# the figure; CRASH_RECIPIENTS lowers it on a starved machine (see the report)
+N = int(os.environ.get("CRASH_RECIPIENTS", "20000"))
+DEADLINE = float(os.environ.get("CRASH_DEADLINE_SECONDS", "180"))
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -116,6 +118,19 @@ def _start(url: str) -> subprocess.Popen[bytes]:
     )
 
 
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    if proc.stderr is not None:
+        proc.stderr.close()
+
+
+def _alive(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+        raise AssertionError(f"worker exited on its own: {err}")
+
+
 async def _finished(db: Database, broadcast_id: int) -> bool:
     async with db.reading() as s:
         run = await s.scalar(select(BroadcastRun).where(BroadcastRun.broadcast_id == broadcast_id))
@@ -130,34 +145,34 @@ async def _finished(db: Database, broadcast_id: int) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(DEADLINE + 120)
 async def test_sigkill_at_random_points_neither_skips_nor_repeats(sqlite_url: str) -> None:
     provider = CountingProvider()
     server = TestServer(provider.app(), host="127.0.0.1")
     await server.start_server()
     db = Database(create_engine(sqlite_url))
     rng = random.Random(int(os.environ.get("CRASH_SEED", time.time())))
+    proc: subprocess.Popen[bytes] | None = None
     try:
         broadcast_id = await _seed(db, str(server.make_url("")).rstrip("/"))
         kills = 0
         proc = _start(sqlite_url)
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + DEADLINE
         while kills < 5:
             await asyncio.sleep(rng.uniform(1.0, 4.0))  # a random moment to kill at
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+            _alive(proc)
+            _kill(proc)
             kills += 1
             proc = _start(sqlite_url)
         while not await _finished(db, broadcast_id):
             assert time.monotonic() < deadline, f"not finished; sent {len(provider.keys)}"
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+            _alive(proc)
             await asyncio.sleep(0.2)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
         assert len(provider.per_recipient) == N
         assert set(provider.per_recipient.values()) == {1}
         assert sum(provider.per_recipient.values()) == N
     finally:
+        if proc is not None:
+            _kill(proc)
         await db.dispose()
         await server.close()
