@@ -132,7 +132,8 @@ async def broadcast_create(request: web.Request) -> web.Response:
                 channel_order=_ints(str(form.get("channel_order", ""))),
                 schedule=schedule,
                 timezone=str(form.get("timezone", "")) or _console(request).settings.timezone,
-                requires_approval=bool(form.get("requires_approval")),
+                requires_approval=bool(form.get("requires_approval"))
+                or _console(request).settings.approval_required,
             ),
             actor_id=user_of(request).id,
         )
