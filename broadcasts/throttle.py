@@ -18,9 +18,15 @@ RateOf = Callable[[int], Awaitable[float | None]]  # account id → sends per se
 
 
 class AccountThrottle:
-    def __init__(self, buckets: TokenBuckets, rate_of: RateOf) -> None:
+    def __init__(
+        self,
+        buckets: TokenBuckets,
+        rate_of: RateOf,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.buckets = buckets
         self.rate_of = rate_of
+        self.sleep = sleep
 
     async def __call__(self, account_id: int, purpose: str) -> None:
         """Wait until the account may send one more message."""
@@ -31,7 +37,7 @@ class AccountThrottle:
             wait = await self.buckets.take(f"send-rate:{account_id}", rate, 1.0)
             if wait <= 0:
                 return
-            await asyncio.sleep(wait)
+            await self.sleep(wait)
 
 
 def rate_from_config(config: Any) -> float | None:
