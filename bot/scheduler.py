@@ -13,7 +13,9 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
+from broadcasts.audience import AudienceRegistry
 from broadcasts.engine import BroadcastEngine, TickReport
+from broadcasts.policy import PolicyRegistry
 from broadcasts.settings import BroadcastSettings
 from broadcasts.throttle import AccountThrottle, rate_from_config
 from channels.state import SharedState
@@ -36,9 +38,22 @@ def broadcast_settings(settings: Settings) -> BroadcastSettings:
 
 
 def build_engine(
-    db: Database, settings: Settings, on_queued: Sequence[Callable[[], None]] = ()
+    db: Database,
+    settings: Settings,
+    on_queued: Sequence[Callable[[], None]] = (),
+    *,
+    policies: PolicyRegistry | None = None,
+    audiences: AudienceRegistry | None = None,
 ) -> BroadcastEngine:
-    return BroadcastEngine(db, broadcast_settings(settings), on_queued=on_queued)
+    """The engine the scheduler role ticks; pass the same registries the console uses
+    (segments from tagging, channel policies from the SMS/email packages)."""
+    return BroadcastEngine(
+        db,
+        broadcast_settings(settings),
+        policies=policies,
+        audiences=audiences,
+        on_queued=on_queued,
+    )
 
 
 def build_throttle(accounts: AccountDirectory, state: SharedState) -> AccountThrottle:
