@@ -26,6 +26,6 @@ async def test_scheduler_loop_sends_due_broadcasts_and_stops_on_request(world: W
             return int(await s.scalar(select(func.count()).select_from(OutboxItem)) or 0)
 
     assert await eventually(queued) == 1
-    assert woken.is_set()
+    await asyncio.wait_for(woken.wait(), timeout=5)  # after the tick, not at the commit
     stop.set()
     await asyncio.wait_for(task, timeout=5)
