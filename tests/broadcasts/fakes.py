@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from channels.base import ChannelContext, ConnectionCheck, RawRequest, RawResponse
 from channels.registry import AdapterRegistry, AdapterSpec
@@ -88,7 +88,3 @@ def context() -> ChannelContext:
         media=MediaStore(Path("unused")),
         public_url="http://127.0.0.1",
     )
-
-
-def unused(*_args: Any) -> None:
-    return None
