@@ -50,6 +50,8 @@ class ReconcilingAdapter(Protocol):
 
 
 StatusListener = Callable[[int, int | None, str], Awaitable[None]]  # outbox id, message id, status
+# awaited before each first-time send: per-account rate limits (broadcasts.throttle)
+SendGate = Callable[[int, str], Awaitable[None]]  # account id, purpose
 
 
 def backoff(attempt: int, base: float = 2.0, cap: float = 900.0) -> float:
@@ -68,6 +70,7 @@ class OutboxDispatcher:
         concurrency: int = 16,
         idle_poll: float = 0.5,
         listeners: Sequence[StatusListener] = (),
+        gates: Sequence[SendGate] = (),
     ) -> None:
         self.db = db
         self.accounts = accounts
@@ -77,6 +80,7 @@ class OutboxDispatcher:
         self.idle_poll = idle_poll
         self.owner = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
         self.listeners = list(listeners)
+        self.gates = list(gates)
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -224,6 +228,8 @@ class OutboxDispatcher:
                         SendOutcome.UNKNOWN, error_code="unknown", reason="outcome still unknown"
                     )
             else:
+                for gate in self.gates:
+                    await gate(item.account_id, item.purpose)
                 result = await adapter.send(outbound)
         except Exception as exc:  # noqa: BLE001  (an adapter bug must not lose the row)
             log.exception("adapter %s raised on outbox=%s", loaded.kind, item.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import autoreply.models
+import broadcasts.models
 import conversations.consent
 import conversations.models
 import conversations.notifications
@@ -17,6 +18,7 @@ _MODEL_MODULES = (
     conversations.notifications,
     autoreply.models,
     tagging.models,
+    broadcasts.models,
 )
 
 metadata = Base.metadata
