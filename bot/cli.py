@@ -101,13 +101,14 @@ def serve(settings: Settings, roles: frozenset[Role]) -> None:
     web.run_app(make_app(), host=settings.host, port=settings.port, print=None, access_log=None)
 
 
-async def run_worker(settings: Settings) -> None:
-    services: Services = await build_services(settings, frozenset({Role.WORKER}))
+async def run_role(settings: Settings, role: Role) -> None:
+    """A headless role (worker or scheduler) until SIGINT/SIGTERM."""
+    services: Services = await build_services(settings, frozenset({role}))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, services.supervisor.stop.set)
     await start_background(services)
-    log.info("worker started")
+    log.info("%s started", role.value)
     try:
         await services.supervisor.stop.wait()
     finally:
@@ -123,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("run", help="everything in one process: migrate, console, callbacks, workers")
     sub.add_parser("web", help="callbacks and console only (stateless; scale out behind a proxy)")
     sub.add_parser("worker", help="pipeline handlers, outbox dispatch and pollers")
+    sub.add_parser("scheduler", help="fires broadcast schedules and drives their sends")
     sub.add_parser("migrate", help="bring the database schema up to date")
     sub.add_parser("check-config", help="validate the configuration and exit")
     users = sub.add_parser("users", help="staff accounts").add_subparsers(
@@ -163,8 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)  # noqa: T201
         return 2
-    if args.command == "worker":
-        asyncio.run(run_worker(settings))
+    if args.command in ("worker", "scheduler"):
+        asyncio.run(run_role(settings, Role(args.command)))
         return 0
     if args.command == "users":
         return asyncio.run(_create_user(settings, args))

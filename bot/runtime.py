@@ -17,6 +17,8 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError
 
+from broadcasts.audience import AudienceRegistry
+from broadcasts.policy import PolicyRegistry
 from channels.base import ChannelContext, PullAdapter
 from channels.email.unsubscribe import derive_key
 from channels.email.unsubscribe import routes as unsubscribe_routes
@@ -27,14 +29,17 @@ from conversations.db import Database, create_engine
 from conversations.models import DeadLetter
 
 from .accounts import AccountDirectory
+from .audiences import register_tagging_audiences
 from .callbacks import CallbackRoutes
 from .config import Settings
 from .ingest import IngestBatcher
-from .metrics import MetricsEndpoint, outbox_refresher, queue_refresher
+from .leader import Lease, serve_as_leader
+from .metrics import LEADER, MetricsEndpoint, outbox_refresher, queue_refresher
 from .outbox import OutboxDispatcher
 from .pipeline import INBOUND_TOPIC, Pipeline
 from .pollers import run_poller
 from .queue import InProcessQueue, WorkQueue
+from .scheduler import broadcast_settings, build_engine, build_throttle, run_scheduler
 from .secrets import SecretBox
 from .supervisor import Supervisor
 from .wiring import build_handlers
@@ -66,6 +71,10 @@ class Services:
     dispatcher: OutboxDispatcher
     supervisor: Supervisor
     roles: frozenset[Role]
+    policies: PolicyRegistry = field(default_factory=PolicyRegistry)
+    audiences: AudienceRegistry = field(
+        default_factory=lambda: register_tagging_audiences(AudienceRegistry())
+    )
     extras: dict[str, Any] = field(default_factory=dict)  # sandbox simulators, …
 
     async def close(self) -> None:
@@ -129,7 +138,8 @@ async def build_services(
         secrets,
         installation_secrets={"unsubscribe_key": derive_key(settings.secret_key).hex()},
     )
-    dispatcher = OutboxDispatcher(db, accounts)
+    # per-account send rate (`rate_per_second` in the account config) gates the dispatcher
+    dispatcher = OutboxDispatcher(db, accounts, gates=[build_throttle(accounts, state)])
 
     async def wake_dispatcher(_kind: str, _id: int) -> None:
         dispatcher.wake()
@@ -153,10 +163,36 @@ async def build_services(
 
 
 async def start_background(services: Services) -> None:
-    """Start the worker role's loops (pipeline consumers, dispatcher, pollers, sweeper)."""
+    """Start the loops of this process's roles: the worker's pipeline consumers,
+    dispatcher, pollers and sweeper; the scheduler's broadcast engine."""
+    sup = services.supervisor
+    if Role.SCHEDULER in services.roles:
+        engine = build_engine(
+            services.db,
+            services.settings,
+            on_queued=[services.dispatcher.wake],
+            policies=services.policies,
+            audiences=services.audiences,
+        )
+        redis = getattr(services.state, "redis", None)
+        if redis is None:
+            sup.spawn("broadcasts", lambda stop: run_scheduler(engine, stop))
+        else:
+            # several schedulers: one leads (fencing-token lease), the others stand by;
+            # fire-once still rests on the (broadcast, fire_time) unique row
+            async def lead(stop: asyncio.Event) -> None:
+                async def work(_lease: Lease) -> None:
+                    LEADER.labels(name="scheduler").set(1)
+                    try:
+                        await run_scheduler(engine, stop)
+                    finally:
+                        LEADER.labels(name="scheduler").set(0)
+
+                await serve_as_leader(redis, "scheduler", work, stop)
+
+            sup.spawn("broadcasts", lead)
     if Role.WORKER not in services.roles:
         return
-    sup = services.supervisor
     await services.pipeline.recover()
     sup.spawn(
         "pipeline",
@@ -224,6 +260,8 @@ def web_app(services: Services) -> web.Application:
     )
     app.router.add_get("/metrics", metrics.handle)
     from admin_web.app import setup_console
+    from admin_web.broadcast_views import BROADCAST_CONSOLE_KEY, BroadcastConsole
+    from admin_web.broadcast_views import routes as broadcast_routes
     from admin_web.deps import ConsoleDeps
     from admin_web.tagging_views import routes as tagging_routes
 
@@ -241,7 +279,10 @@ def web_app(services: Services) -> web.Application:
             wake_outbox=services.dispatcher.wake,
             channel_labels=labels,
             simulator=services.extras.get("simulator"),
-            extra_routes=[tagging_routes],
+            extra_routes=[tagging_routes, broadcast_routes],
         ),
+    )
+    app[BROADCAST_CONSOLE_KEY] = BroadcastConsole(
+        services.policies, services.audiences, broadcast_settings(services.settings)
     )
     return app
