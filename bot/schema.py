@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import autoreply.models
+import channels.wecom.models
 import conversations.consent
 import conversations.models
 import conversations.notifications
@@ -15,6 +16,7 @@ _MODEL_MODULES = (
     conversations.consent,
     conversations.notifications,
     autoreply.models,
+    channels.wecom.models,
 )
 
 metadata = Base.metadata
