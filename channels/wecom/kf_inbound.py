@@ -37,6 +37,13 @@ KINDS: Mapping[str, MessageKind] = {
     "channels": MessageKind.RICH,
 }
 
+# sync_msg item types with a documented shape (doc 94670); a meta-test wants a fixture each
+DOCUMENTED_KF = frozenset(
+    [f"message.{t}" for t in ("text", "image", "voice", "video", "file", "location", "link")]
+    + ["servicer.text"]
+    + [f"wecom.kf.{e}" for e in ("enter_session", "msg_send_fail", "session_status_change")]
+)
+
 # msg_send_fail fail_type (doc 94670): why a message we sent did not reach the customer
 FAIL_TYPES: Mapping[int, str] = {
     0: "未知原因 (unknown)",

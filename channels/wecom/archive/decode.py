@@ -24,6 +24,11 @@ from conversations.types import Direction, Inbound, InboundEvent, InboundMessage
 
 from .sdk import ArchiveConfigError
 
+# archived record types with a documented shape (doc 91774); a meta-test wants a fixture each
+DOCUMENTED_ARCHIVE = frozenset(
+    [f"message.{t}" for t in ("text", "image", "voice", "video", "file", "location", "link")]
+    + ["wecom.archive.recall"]
+)
 EXTERNAL_PREFIXES = ("wm", "wo")  # external_userid of WeChat users
 
 
