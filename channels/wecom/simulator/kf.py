@@ -49,6 +49,8 @@ class KfSim:
     callback_tokens: dict[str, tuple[str, float]] = field(default_factory=dict)
     empty_pages: int = 0  # answer this many empty has_more=1 pages before each real page
     sync_calls: int = 0
+    cursors_seen: list[str] = field(default_factory=list)  # the cursor of every sync_msg call
+    max_page: int = 1000  # WeCom's own page size cap (tests make it small)
     _by_client_msgid: dict[str, str] = field(default_factory=dict)
     _empty_left: int = 0
 
@@ -143,6 +145,8 @@ class KfSim:
         if not 1 <= limit <= 1000:
             return self.core.error(44003, "limit must be 1..1000")
         cursor = str(body.get("cursor") or "")
+        self.cursors_seen.append(cursor)
+        limit = min(limit, self.max_page)
         try:
             start = int(cursor[1:]) if cursor else 0
         except ValueError:
