@@ -40,7 +40,7 @@ async def on_external_contact(ctx: EventContext) -> None:
         log.warning("event %s without UserID/ExternalUserID: stored only", event.id)
         return
     if change in ("add_external_contact", "add_half_external_contact"):
-        await upsert_follow(
+        added = await upsert_follow(
             ctx.session,
             ctx.account,
             ext,
@@ -48,6 +48,7 @@ async def on_external_contact(ctx: EventContext) -> None:
             state=payload.get("State") or "",
             added_at=event.occurred_at,
         )
+        added.needs_refresh = True  # name, unionid, remark: fetched by refresh_marked
         code = payload.get("WelcomeCode")
         template = welcome_template(ctx.account.config, userid)
         if code and template:

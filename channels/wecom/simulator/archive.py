@@ -84,16 +84,19 @@ class ArchiveSim:
         action: str = "send",
     ) -> int:
         """Archive one message; returns its seq."""
-        return self.add_record(corp_id, {
-            "msgid": f"{secrets.randbits(60)}_{int(self.core.clock())}_external",
-            "action": action,
-            "from": sender,
-            "tolist": [to],
-            "roomid": roomid,
-            "msgtime": msgtime_ms if msgtime_ms is not None else int(self.core.clock() * 1000),
-            "msgtype": msgtype,
-            msgtype: content if content is not None else {"content": text},
-        })
+        return self.add_record(
+            corp_id,
+            {
+                "msgid": f"{secrets.randbits(60)}_{int(self.core.clock())}_external",
+                "action": action,
+                "from": sender,
+                "tolist": [to],
+                "roomid": roomid,
+                "msgtime": msgtime_ms if msgtime_ms is not None else int(self.core.clock() * 1000),
+                "msgtype": msgtype,
+                msgtype: content if content is not None else {"content": text},
+            },
+        )
 
     def add_record(self, corp_id: str, record: dict[str, Any]) -> int:
         """Archive a record as the SDK returns it once decrypted (doc 91774 shape)."""
@@ -102,15 +105,17 @@ class ArchiveSim:
         version = self.current_version[corp_id]
         random_key = secrets.token_hex(12)
         public = self.keys[corp_id][version].public_key()
-        log.append({
-            "seq": seq,
-            "msgid": record["msgid"],
-            "publickey_ver": version,
-            "encrypt_random_key": base64.b64encode(
-                public.encrypt(random_key.encode(), padding.PKCS1v15())
-            ).decode(),
-            "encrypt_chat_msg": _seal(random_key, json.dumps(record, ensure_ascii=False)),
-        })
+        log.append(
+            {
+                "seq": seq,
+                "msgid": record["msgid"],
+                "publickey_ver": version,
+                "encrypt_random_key": base64.b64encode(
+                    public.encrypt(random_key.encode(), padding.PKCS1v15())
+                ).decode(),
+                "encrypt_chat_msg": _seal(random_key, json.dumps(record, ensure_ascii=False)),
+            }
+        )
         return seq
 
     def add_file(self, data: bytes) -> str:

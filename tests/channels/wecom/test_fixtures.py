@@ -27,7 +27,11 @@ CORPS = ("wwcorpalpha0001", "wwcorpbeta00002")
 def _type_of(item: InboundMessage | InboundEvent) -> str:
     if isinstance(item, InboundEvent):
         return item.event_type
-    prefix = "servicer" if item.direction == Direction.OUTBOUND and item.payload.get("origin") == 5 else "message"
+    prefix = (
+        "servicer"
+        if item.direction == Direction.OUTBOUND and item.payload.get("origin") == 5
+        else "message"
+    )
     return f"{prefix}.{item.kind.value}"
 
 
@@ -49,14 +53,21 @@ def test_every_documented_callback_type_has_a_fixture() -> None:
 
 
 def test_every_documented_kf_item_type_has_a_fixture() -> None:
-    covered = {_type_of(i) for n in _names("json", "kf_") for i in kf_inbound(fixture_json(n))
-               if isinstance(i, (InboundMessage, InboundEvent))}
+    covered = {
+        _type_of(i)
+        for n in _names("json", "kf_")
+        for i in kf_inbound(fixture_json(n))
+        if isinstance(i, (InboundMessage, InboundEvent))
+    }
     assert DOCUMENTED_KF <= covered, DOCUMENTED_KF - covered
 
 
 def test_every_documented_archive_record_type_has_a_fixture() -> None:
-    covered = {_type_of(i) for n in _names("json", "archive_")  # type: ignore[arg-type]
-               for i in archive_inbound(fixture_json(n), 1)}
+    covered = {
+        _type_of(i)
+        for n in _names("json", "archive_")  # type: ignore[arg-type]
+        for i in archive_inbound(fixture_json(n), 1)
+    }
     assert DOCUMENTED_ARCHIVE <= covered, DOCUMENTED_ARCHIVE - covered
 
 
@@ -92,7 +103,11 @@ async def test_each_callback_fixture_is_stored_once_per_corp(sqlite_system: Syst
             account = accounts[(corp, _kind_for(name))]
             expected = _type_of(to_inbound(fixture_xml(name, corp)))  # type: ignore[arg-type]
             if expected.startswith("message."):
-                got = [m for m in messages if m.account_id == account.id and f"message.{m.kind}" == expected]
+                got = [
+                    m
+                    for m in messages
+                    if m.account_id == account.id and f"message.{m.kind}" == expected
+                ]
             else:
                 got = [e for e in events if e.account_id == account.id and e.event_type == expected]
             assert len(got) == 1, (corp, name, len(got))
@@ -120,17 +135,23 @@ async def test_each_kf_fixture_is_pulled_for_both_corps(sqlite_system: System) -
     async with sqlite_system.services.db.reading() as s:
         for account in accounts:
             msgs = (await s.scalars(select(Message).where(Message.account_id == account.id))).all()
-            events = (await s.scalars(select(ChannelEvent).where(ChannelEvent.account_id == account.id))).all()
+            events = (
+                await s.scalars(select(ChannelEvent).where(ChannelEvent.account_id == account.id))
+            ).all()
             assert sorted(m.kind for m in msgs) == sorted(
                 ["text", "image", "voice", "video", "file", "location", "link", "text"]
             )
             assert [m.sender_type for m in msgs if m.direction == "out"] == ["staff"]
             assert {e.event_type for e in events} == {
-                "wecom.kf.enter_session", "wecom.kf.msg_send_fail", "wecom.kf.session_status_change"
+                "wecom.kf.enter_session",
+                "wecom.kf.msg_send_fail",
+                "wecom.kf.session_status_change",
             }
 
 
-async def test_each_archive_fixture_becomes_a_read_only_entry_for_both_corps(sqlite_system: System) -> None:
+async def test_each_archive_fixture_becomes_a_read_only_entry_for_both_corps(
+    sqlite_system: System,
+) -> None:
     accounts = [await add_account(sqlite_system, "wecom.archive", corp) for corp in CORPS]
     names = _names("json", "archive_")
     for account in accounts:
@@ -152,9 +173,15 @@ async def test_each_archive_fixture_becomes_a_read_only_entry_for_both_corps(sql
     for account in accounts:
         mine = [m for m in msgs if m.account_id == account.id]
         assert len(mine) == len(names) - 1  # the recall is an event
-        assert {m.kind for m in mine} == {"text", "image", "voice", "video", "file", "location", "link"}
+        assert {m.kind for m in mine} == {
+            "text",
+            "image",
+            "voice",
+            "video",
+            "file",
+            "location",
+            "link",
+        }
         by_dir = {m.kind: (m.direction, m.staff_external_id) for m in mine}
         assert by_dir["text"] == ("out", "XuJinSheng")  # the salesperson wrote
         assert by_dir["image"] == ("in", "XuJinSheng")  # the customer wrote to them
-
-

@@ -31,14 +31,24 @@ async def _adapter(system: System, account: Account) -> Any:
 
 def _outbound(adapter: Any, account: Account, key: str, to: str, text: str = "您好") -> Outbound:
     ref: AccountRef = adapter.account
-    return Outbound(key=key, account=ref, recipient=to, kind=MessageKind.TEXT, text=text,
-                    purpose=Purpose.AUTO_REPLY)
+    return Outbound(
+        key=key,
+        account=ref,
+        recipient=to,
+        kind=MessageKind.TEXT,
+        text=text,
+        purpose=Purpose.AUTO_REPLY,
+    )
 
 
 async def _count(system: System, account: Account) -> int:
     async with system.services.db.reading() as s:
-        return int(await s.scalar(select(func.count()).select_from(Message).where(
-            Message.account_id == account.id)) or 0)
+        return int(
+            await s.scalar(
+                select(func.count()).select_from(Message).where(Message.account_id == account.id)
+            )
+            or 0
+        )
 
 
 async def test_callback_wakes_the_poller_and_the_bot_answers(sqlite_system: System) -> None:
@@ -49,11 +59,17 @@ async def test_callback_wakes_the_poller_and_the_bot_answers(sqlite_system: Syst
     sim = sqlite_system.sim
     sim.kf.customer_writes(CORP, account.open_kfid or "", "wmcustomer1", text="请问价格？")
     async with aiohttp.ClientSession() as http:
-        status = await push(http, sqlite_system.callback_url("wecom.kf", account.token), account.app,
-                            kf_event_xml(CORP, account.open_kfid or "", sim.kf.issue_token(CORP)))
+        status = await push(
+            http,
+            sqlite_system.callback_url("wecom.kf", account.token),
+            account.app,
+            kf_event_xml(CORP, account.open_kfid or "", sim.kf.issue_token(CORP)),
+        )
     assert status == 200
     sent = await eventually(lambda: _async(sim.kf.sent))
-    assert [(m["touser"], m["text"]["content"]) for m in sent] == [("wmcustomer1", "标准版 ¥199/月")]
+    assert [(m["touser"], m["text"]["content"]) for m in sent] == [
+        ("wmcustomer1", "标准版 ¥199/月")
+    ]
     assert all(c == "" or c.startswith("c") for c in sim.kf.cursors_seen)
 
 
@@ -94,7 +110,9 @@ async def test_restart_mid_sync_resumes_from_the_stored_cursor(sqlite_system: Sy
     assert sim.kf.cursors_seen[calls_after_restart] == cursor_before  # resumed, not restarted
     assert stored_before < 10
     async with db.reading() as s:
-        texts = (await s.scalars(select(Message.text).where(Message.account_id == account.id))).all()
+        texts = (
+            await s.scalars(select(Message.text).where(Message.account_id == account.id))
+        ).all()
     assert sorted(texts) == sorted(f"消息 {i}" for i in range(10))  # none lost, none twice
 
 
@@ -117,7 +135,9 @@ async def test_sixth_message_within_48h_fails_with_a_handoff_code(sqlite_system:
     account = await add_account(sqlite_system, "wecom.kf", CORP)
     sqlite_system.sim.kf.customer_writes(CORP, account.open_kfid or "", "wmc", text="在吗")
     adapter = await _adapter(sqlite_system, account)
-    results = [await adapter.send(_outbound(adapter, account, f"reply-{i}", "wmc")) for i in range(6)]
+    results = [
+        await adapter.send(_outbound(adapter, account, f"reply-{i}", "wmc")) for i in range(6)
+    ]
     assert [r.outcome for r in results[:5]] == [SendOutcome.SENT] * 5
     assert results[5].outcome == SendOutcome.FAILED
     assert results[5].error_code == "95001" and results[5].error_code in KF_HANDOFF_CODES
@@ -130,9 +150,17 @@ async def test_human_session_state_fails_with_95018_for_handoff(sqlite_system: S
     sim.add_member(CORP, "zhangsan")
     sim.kf.customer_writes(CORP, account.open_kfid or "", "wmc", text="转人工")
     adapter = await _adapter(sqlite_system, account)
-    moved = await adapter.send(Outbound(
-        key="trans-1", account=adapter.account, recipient="wmc", kind=MessageKind.EVENT, text="",
-        purpose=Purpose.REPLY, payload=service_state_payload(STATE_HUMAN, "zhangsan")))
+    moved = await adapter.send(
+        Outbound(
+            key="trans-1",
+            account=adapter.account,
+            recipient="wmc",
+            kind=MessageKind.EVENT,
+            text="",
+            purpose=Purpose.REPLY,
+            payload=service_state_payload(STATE_HUMAN, "zhangsan"),
+        )
+    )
     assert moved.outcome == SendOutcome.SENT
     assert await adapter.service_state("wmc") == (STATE_HUMAN, "zhangsan")
     result = await adapter.send(_outbound(adapter, account, "after-handoff", "wmc"))
@@ -143,7 +171,9 @@ async def test_same_outbox_key_reaches_kf_once(sqlite_system: System) -> None:
     account = await add_account(sqlite_system, "wecom.kf", CORP)
     sqlite_system.sim.kf.customer_writes(CORP, account.open_kfid or "", "wmc", text="hi")
     adapter = await _adapter(sqlite_system, account)
-    message = _outbound(adapter, account, "autoreply:42:very-long-key-with:colons-and-more-than-32", "wmc")
+    message = _outbound(
+        adapter, account, "autoreply:42:very-long-key-with:colons-and-more-than-32", "wmc"
+    )
     first = await adapter.send(message)
     again = await adapter.reconcile(message)
     assert first.provider_message_id == again.provider_message_id == client_msgid(message.key)
@@ -162,19 +192,30 @@ async def test_msg_send_fail_event_marks_our_message_failed(sqlite_system: Syste
 
         async def conversation() -> Conversation | None:
             async with sqlite_system.services.db.reading() as s:
-                return await s.scalar(select(Conversation).where(Conversation.account_id == account.id))
+                return await s.scalar(
+                    select(Conversation).where(Conversation.account_id == account.id)
+                )
 
         conv = await eventually(conversation)
         async with sqlite_system.services.db.transaction() as s:
             conv = await s.get(Conversation, conv.id)
-            queued = await queue_outbound(s, conv, text="稍等", purpose=Purpose.REPLY, idempotency_key="manual-1")
+            queued = await queue_outbound(
+                s, conv, text="稍等", purpose=Purpose.REPLY, idempotency_key="manual-1"
+            )
             assert queued is not None
             message_id = queued.id
         sqlite_system.services.dispatcher.wake()
         await eventually(lambda: _async(sim.kf.sent))
-        sim.kf.system_event(CORP, {"event_type": "msg_send_fail", "open_kfid": open_kfid,
-                                   "external_userid": "wmc", "fail_msgid": client_msgid("manual-1"),
-                                   "fail_type": 10})
+        sim.kf.system_event(
+            CORP,
+            {
+                "event_type": "msg_send_fail",
+                "open_kfid": open_kfid,
+                "external_userid": "wmc",
+                "fail_msgid": client_msgid("manual-1"),
+                "fail_type": 10,
+            },
+        )
         await push(http, url, account.app, kf_event_xml(CORP, open_kfid, sim.kf.issue_token(CORP)))
 
     async def failed() -> Message | None:

@@ -42,7 +42,9 @@ def fixture_xml(name: str, corp_id: str) -> bytes:
 
 
 def fixture_json(name: str) -> dict[str, Any]:
-    item: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))["item"]
+    item: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))[
+        "item"
+    ]
     return item
 
 
@@ -55,7 +57,11 @@ def use_wecom_handlers(system: System) -> None:
 
 
 async def add_account(
-    system: System, kind: str, corp_id: str, *, config: dict[str, Any] | None = None,
+    system: System,
+    kind: str,
+    corp_id: str,
+    *,
+    config: dict[str, Any] | None = None,
     agent_id: int = 1000002,
 ) -> Account:
     sim = system.sim
@@ -76,8 +82,11 @@ async def add_account(
         plain["private_keys"] = json.dumps({"1": account.private_key})
     async with system.services.db.transaction() as s:
         row = ChannelAccount(
-            kind=kind, name=f"{kind} {corp_id}", config=cfg,
-            secrets=system.services.secrets.seal(plain), callback_token=account.token,
+            kind=kind,
+            name=f"{kind} {corp_id}",
+            config=cfg,
+            secrets=system.services.secrets.seal(plain),
+            callback_token=account.token,
         )
         s.add(row)
         await s.flush()
@@ -88,7 +97,10 @@ async def add_account(
 async def set_private_keys(system: System, account: Account, keys: dict[str, str]) -> None:
     async with system.services.db.transaction() as s:
         row = (await s.scalars(select(ChannelAccount).where(ChannelAccount.id == account.id))).one()
-        row.secrets = {**row.secrets, **system.services.secrets.seal({"private_keys": json.dumps(keys)})}
+        row.secrets = {
+            **row.secrets,
+            **system.services.secrets.seal({"private_keys": json.dumps(keys)}),
+        }
     system.services.accounts.forget(account.id)
 
 
@@ -99,7 +111,11 @@ async def start_poller(system: System, account: Account, idle_wait: float = 30.0
     system.services.supervisor.spawn(
         f"poller:{account.id}",
         lambda stop: run_poller(
-            system.services.db, account.id, adapter, system.services.pipeline.publish, stop,
+            system.services.db,
+            account.id,
+            adapter,
+            system.services.pipeline.publish,
+            stop,
             idle_wait=idle_wait,
         ),
     )
