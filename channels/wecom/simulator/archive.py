@@ -22,6 +22,16 @@ if TYPE_CHECKING:
     from .core import WeComSimulator
 
 
+_KEY_POOL: list[rsa.RSAPrivateKey] = []
+
+
+def _pooled_key(index: int) -> rsa.RSAPrivateKey:
+    """RSA-2048 keys are slow to make; simulators in one process share a pool."""
+    while len(_KEY_POOL) <= index:
+        _KEY_POOL.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    return _KEY_POOL[index]
+
+
 def _seal(random_key: str, plain: str) -> str:
     nonce = os.urandom(12)
     key = hashlib.sha256(random_key.encode()).digest()
@@ -45,6 +55,7 @@ class ArchiveSim:
     expired: set[str] = field(default_factory=set)  # corps whose licence ran out
     untrusted: set[str] = field(default_factory=set)  # corps where our IP is not trusted
     chunk_size: int = 512 * 1024
+    _keys_made: int = 0
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/finance/get_chat_data", self._get_chat_data)
@@ -60,7 +71,8 @@ class ArchiveSim:
 
     def rotate_key(self, corp_id: str) -> str:
         """A new key version (the admin uploaded a new public key); its private PEM."""
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key = _pooled_key(self._keys_made)
+        self._keys_made += 1
         version = self.current_version.get(corp_id, 0) + 1
         self.keys.setdefault(corp_id, {})[version] = key
         self.current_version[corp_id] = version
