@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 
 from conversations.types import SendOutcome
@@ -81,11 +80,14 @@ CONNECTION_ADVICE: dict[int, str] = {
 }
 
 
-@dataclass(frozen=True)
 class WeComApiError(Exception):
-    errcode: int
-    errmsg: str
-    path: str = ""
+    """An API answer with errcode ≠ 0 (or an HTTP failure, as -1)."""
+
+    def __init__(self, errcode: int, errmsg: str, path: str = "") -> None:
+        super().__init__(errcode, errmsg, path)
+        self.errcode = errcode
+        self.errmsg = errmsg
+        self.path = path
 
     def __str__(self) -> str:
         return f"WeCom {self.path} errcode={self.errcode}: {self.readable}"
