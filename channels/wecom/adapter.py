@@ -108,7 +108,8 @@ class WeComAppAdapter(CallbackEndpoint):
                 SendOutcome.RETRY,
                 error_code="member_throttle",
                 reason="per-member limit (30/min, 1000/h) reached; deferred",
-                retry_after=timedelta(seconds=wait),
+                # at least a second: float rounding can leave a wait of 1e-12 s
+                retry_after=timedelta(seconds=max(wait, 1.0)),
             )
         try:
             body = await self._body(message)
