@@ -28,6 +28,7 @@ from conversations.types import (
 from .account import build_api, build_crypto
 from .callback import CallbackEndpoint
 from .errors import WeComApiError
+from .media import download_via_api
 from .outbound import MissingMedia, check_api, failed, media_id_for, result_of
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,10 @@ class WeComAppAdapter(CallbackEndpoint):
         if data.get("invaliduser"):
             return failed("invaliduser", f"无效的成员 (invalid member): {data['invaliduser']}")
         return SendResult.sent(str(data.get("msgid") or "") or None)
+
+    async def download_media(self, ref: str) -> tuple[bytes, str]:
+        """media/get for a received message's MediaId (media.MediaSource)."""
+        return await download_via_api(self.api, ref)
 
     async def check_connection(self) -> ConnectionCheck:
         return await check_api(self.api)

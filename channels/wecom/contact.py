@@ -15,6 +15,7 @@ from conversations.types import AccountRef, ChannelRules, Outbound, SendResult
 from . import group_send
 from .account import build_api, build_crypto
 from .callback import CallbackEndpoint
+from .media import download_via_api
 from .outbound import check_api, failed
 from .welcome import send_welcome
 
@@ -47,6 +48,10 @@ class WeComContactAdapter(CallbackEndpoint):
         if message.payload.get("operation") == group_send.OPERATION:
             return await group_send.find_on_wecom(self.api, message)
         return await self.send(message)
+
+    async def download_media(self, ref: str) -> tuple[bytes, str]:
+        """media/get for a received message's MediaId (media.MediaSource)."""
+        return await download_via_api(self.api, ref)
 
     async def check_connection(self) -> ConnectionCheck:
         return await check_api(

@@ -40,6 +40,7 @@ from .callback import CallbackEndpoint
 from .errors import WeComApiError
 from .inbound import parse_xml
 from .kf_inbound import to_inbound as kf_items
+from .media import download_via_api
 from .outbound import MissingMedia, check_api, failed, media_id_for, result_of
 
 log = logging.getLogger(__name__)
@@ -196,6 +197,10 @@ class WeComKfAdapter(CallbackEndpoint):
             body={"open_kfid": self.open_kfid, "external_userid": external_userid},
         )
         return int(data.get("service_state", STATE_ENDED)), str(data.get("servicer_userid", ""))
+
+    async def download_media(self, ref: str) -> tuple[bytes, str]:
+        """media/get for a received message's MediaId (media.MediaSource)."""
+        return await download_via_api(self.api, ref)
 
     async def check_connection(self) -> ConnectionCheck:
         return await check_api(self.api)

@@ -42,10 +42,20 @@ class Rig:
 
     def account(self, kind: str = "wecom.app", **config: Any) -> AccountRef:
         return AccountRef(
-            id=1, kind=kind, name="t",
-            config={"corp_id": self.app.corp_id, "agent_id": self.app.agent_id, "api_base": self.base, **config},
-            secrets={"secret": self.app.secret, "token": self.app.token,
-                     "encoding_aes_key": self.app.encoding_aes_key},
+            id=1,
+            kind=kind,
+            name="t",
+            config={
+                "corp_id": self.app.corp_id,
+                "agent_id": self.app.agent_id,
+                "api_base": self.base,
+                **config,
+            },
+            secrets={
+                "secret": self.app.secret,
+                "token": self.app.token,
+                "encoding_aes_key": self.app.encoding_aes_key,
+            },
         )
 
 
@@ -58,16 +68,33 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     server = TestServer(sim.app(), host="127.0.0.1")
     await server.start_server()
     async with aiohttp.ClientSession() as http:
-        ctx = ChannelContext(http=http, state=MemoryState(clock=clock), media=MediaStore(tmp_path / "media"),
-                             public_url="http://127.0.0.1")
+        ctx = ChannelContext(
+            http=http,
+            state=MemoryState(clock=clock),
+            media=MediaStore(tmp_path / "media"),
+            public_url="http://127.0.0.1",
+        )
         yield Rig(sim, app, ctx, clock, str(server.make_url("")).rstrip("/"))
     await server.close()
 
 
-def _msg(account: AccountRef, key: str, kind: MessageKind = MessageKind.TEXT, text: str = "新线索：王先生",
-         to: str = "zhangsan", **payload: Any) -> Outbound:
-    return Outbound(key=key, account=account, recipient=to, kind=kind, text=text,
-                    purpose=Purpose.NOTIFICATION, payload=payload)
+def _msg(
+    account: AccountRef,
+    key: str,
+    kind: MessageKind = MessageKind.TEXT,
+    text: str = "新线索：王先生",
+    to: str = "zhangsan",
+    **payload: Any,
+) -> Outbound:
+    return Outbound(
+        key=key,
+        account=account,
+        recipient=to,
+        kind=kind,
+        text=text,
+        purpose=Purpose.NOTIFICATION,
+        payload=payload,
+    )
 
 
 async def test_staff_notifications_never_exceed_30_per_minute_per_member(rig: Rig) -> None:
@@ -94,7 +121,9 @@ async def test_image_and_file_are_uploaded_once_and_sent(rig: Rig) -> None:
     stored = rig.ctx.media.put(PNG, "quote.png")
     media = {"sha256": stored.sha256, "mime": stored.mime, "filename": "quote.png"}
     for i in range(2):
-        result = await adapter.send(_msg(adapter.account, f"img{i}", MessageKind.IMAGE, "", media=media))
+        result = await adapter.send(
+            _msg(adapter.account, f"img{i}", MessageKind.IMAGE, "", media=media)
+        )
         assert result.outcome == SendOutcome.SENT
         rig.clock.now += 5  # the per-member pace
     result = await adapter.send(_msg(adapter.account, "f1", MessageKind.FILE, "", media=media))
@@ -106,7 +135,11 @@ async def test_image_and_file_are_uploaded_once_and_sent(rig: Rig) -> None:
 
 async def test_textcard_for_staff(rig: Rig) -> None:
     adapter = WeComAppAdapter(rig.account(), rig.ctx)
-    card = {"title": "新线索分配给你", "description": "王先生 询问报价", "url": "https://crm.example/c/1"}
+    card = {
+        "title": "新线索分配给你",
+        "description": "王先生 询问报价",
+        "url": "https://crm.example/c/1",
+    }
     result = await adapter.send(_msg(adapter.account, "card", MessageKind.RICH, "", card=card))
     assert result.outcome == SendOutcome.SENT
     assert rig.sim.sent[0].body["textcard"]["title"] == "新线索分配给你"
@@ -114,7 +147,9 @@ async def test_textcard_for_staff(rig: Rig) -> None:
 
 async def test_missing_stored_file_fails_readably(rig: Rig) -> None:
     adapter = WeComAppAdapter(rig.account(), rig.ctx)
-    result = await adapter.send(_msg(adapter.account, "x", MessageKind.IMAGE, "", media={"sha256": "a" * 64}))
+    result = await adapter.send(
+        _msg(adapter.account, "x", MessageKind.IMAGE, "", media={"sha256": "a" * 64})
+    )
     assert (result.outcome, result.error_code) == (SendOutcome.FAILED, "missing_media")
 
 
@@ -127,14 +162,20 @@ async def test_missing_stored_file_fails_readably(rig: Rig) -> None:
         ("permission", 48002, "权限"),
     ],
 )
-async def test_connection_check_explains_in_plain_words(rig: Rig, trouble: str, code: int, words: str) -> None:
+async def test_connection_check_explains_in_plain_words(
+    rig: Rig, trouble: str, code: int, words: str
+) -> None:
     account = rig.account("wecom.contact")
     if trouble == "ip":
         rig.sim.fail_next["/cgi-bin/gettoken"] = [60020]
     elif trouble == "secret":
-        account = AccountRef(1, account.kind, "t", account.config, {**account.secrets, "secret": "wrong"})
+        account = AccountRef(
+            1, account.kind, "t", account.config, {**account.secrets, "secret": "wrong"}
+        )
     elif trouble == "corp":
-        account = AccountRef(1, account.kind, "t", {**account.config, "corp_id": "wwnobody"}, account.secrets)
+        account = AccountRef(
+            1, account.kind, "t", {**account.config, "corp_id": "wwnobody"}, account.secrets
+        )
     else:
         rig.sim.fail_next["/cgi-bin/externalcontact/get_follow_user_list"] = [48002]
     check = await WeComContactAdapter(account, rig.ctx).check_connection()
@@ -169,9 +210,15 @@ async def test_frequency_limit_answer_cools_every_caller_down(rig: Rig) -> None:
     for i in range(4):
         rig.sim.add_member(rig.app.corp_id, f"member{i}")
     outcomes = [
-        await adapter.send(_msg(adapter.account, f"f{i}", text=f"m{i}", to=f"member{i}")) for i in range(4)
+        await adapter.send(_msg(adapter.account, f"f{i}", text=f"m{i}", to=f"member{i}"))
+        for i in range(4)
     ]
-    assert [o.outcome for o in outcomes] == [SendOutcome.SENT, SendOutcome.SENT, SendOutcome.RETRY, SendOutcome.RETRY]
+    assert [o.outcome for o in outcomes] == [
+        SendOutcome.SENT,
+        SendOutcome.SENT,
+        SendOutcome.RETRY,
+        SendOutcome.RETRY,
+    ]
     assert outcomes[2].error_code == outcomes[3].error_code == "45009"
     assert rig.sim.errors[45009] == 1  # the second refusal came from our own cool-down
     rig.clock.now += 61
@@ -181,5 +228,7 @@ async def test_frequency_limit_answer_cools_every_caller_down(rig: Rig) -> None:
 async def test_api_error_is_a_normal_exception(rig: Rig) -> None:
     adapter = WeComAppAdapter(rig.account(), rig.ctx)
     with pytest.raises(WeComApiError) as info:
-        await adapter.api.call("GET", "/cgi-bin/externalcontact/get", params={"external_userid": "wmnone"})
+        await adapter.api.call(
+            "GET", "/cgi-bin/externalcontact/get", params={"external_userid": "wmnone"}
+        )
     assert info.value.errcode == 40096 and "外部联系人" in str(info.value)

@@ -59,8 +59,11 @@ async def test_archived_chat_is_a_read_only_timeline_labelled_with_the_salespers
     assert conv.account_id == account.id
     # the keyword engine and anything else reading rules stays quiet: nothing queued
     async with sqlite_system.services.db.reading() as s:
-        assert (await s.scalars(select(Message).where(Message.direction == "out",
-                                                      Message.status == "pending"))).all() == []
+        assert (
+            await s.scalars(
+                select(Message).where(Message.direction == "out", Message.status == "pending")
+            )
+        ).all() == []
 
 
 async def test_archive_joins_the_customer_known_from_contacts(sqlite_system: System) -> None:
@@ -68,8 +71,9 @@ async def test_archive_joins_the_customer_known_from_contacts(sqlite_system: Sys
     archive = await add_account(sqlite_system, "wecom.archive", CORP)
     from channels.wecom.contact_sync import run_full_sync
 
-    sqlite_system.sim.contacts.add_customer(CORP, "lisi", "周先生", external_userid="wmjoined",
-                                            with_welcome_code=False)
+    sqlite_system.sim.contacts.add_customer(
+        CORP, "lisi", "周先生", external_userid="wmjoined", with_welcome_code=False
+    )
     loaded = await sqlite_system.services.accounts.by_id(contact.id)
     assert loaded is not None
     await run_full_sync(sqlite_system.services.db, contact.id, loaded.adapter.api)  # type: ignore[attr-defined]
@@ -83,8 +87,16 @@ async def test_archive_joins_the_customer_known_from_contacts(sqlite_system: Sys
 async def test_send_on_the_archive_is_refused(sqlite_system: System) -> None:
     account = await add_account(sqlite_system, "wecom.archive", CORP)
     adapter = await _adapter(sqlite_system, account)
-    result = await adapter.send(Outbound(key="k", account=adapter.account, recipient="wmx",
-                                         kind=MessageKind.TEXT, text="hi", purpose=Purpose.REPLY))
+    result = await adapter.send(
+        Outbound(
+            key="k",
+            account=adapter.account,
+            recipient="wmx",
+            kind=MessageKind.TEXT,
+            text="hi",
+            purpose=Purpose.REPLY,
+        )
+    )
     assert (result.outcome, result.error_code) == (SendOutcome.FAILED, "read_only")
 
 
@@ -159,8 +171,12 @@ async def test_msgaudit_notify_wakes_the_poller(sqlite_system: System) -> None:
     await eventually(stored)  # the first pull at start
     sqlite_system.sim.archive.chat(CORP, "wmcust1", "lisi", text="还在吗")
     async with aiohttp.ClientSession() as http:
-        status = await push(http, sqlite_system.callback_url("wecom.archive", account.token),
-                            account.app, msgaudit_notify_xml(CORP, 2000004))
+        status = await push(
+            http,
+            sqlite_system.callback_url("wecom.archive", account.token),
+            account.app,
+            msgaudit_notify_xml(CORP, 2000004),
+        )
     assert status == 200
 
     async def both() -> list[str] | None:

@@ -27,11 +27,15 @@ async def _api_for(system: System) -> Any:
     return api_for
 
 
-async def _create(system: System, account: Account, key: str, customers: list[str], **kw: Any) -> int:
+async def _create(
+    system: System, account: Account, key: str, customers: list[str], **kw: Any
+) -> int:
     async with system.services.db.transaction() as s:
         row = await s.get(ChannelAccount, account.id)
         assert row is not None
-        task = await create_group_send(s, row, key=key, text="双十一优惠：全场八折", external_userids=customers, **kw)
+        task = await create_group_send(
+            s, row, key=key, text="双十一优惠：全场八折", external_userids=customers, **kw
+        )
         task_id = task.id
     system.services.dispatcher.wake()
     return task_id
@@ -50,8 +54,9 @@ async def test_task_lifecycle_with_confirmation_and_per_customer_results(system:
     b, _ = contacts.add_customer(CORP, "zhangsan", "B", with_welcome_code=False)
     c, _ = contacts.add_customer(CORP, "zhangsan", "C", with_welcome_code=False)
     contacts.received[(CORP, c)] = contacts.monthly_cap  # C got other group sends already
-    task_id = await _create(system, account, "broadcast:7:wecom", [a, b, c], sender="zhangsan",
-                            reference="broadcast:7")
+    task_id = await _create(
+        system, account, "broadcast:7:wecom", [a, b, c], sender="zhangsan", reference="broadcast:7"
+    )
     item = await eventually(lambda: _sent_on_wecom(system, "broadcast:7:wecom"))
     assert item.status == "sent"
     sends = GroupSends(system.services.db, await _api_for(system))
@@ -63,7 +68,9 @@ async def test_task_lifecycle_with_confirmation_and_per_customer_results(system:
     assert task.status == "finished"
     async with system.services.db.reading() as s:
         members = (await s.scalars(select(GroupSendMember))).all()
-        results = {r.external_userid: r.status for r in (await s.scalars(select(GroupSendRecipient))).all()}
+        results = {
+            r.external_userid: r.status for r in (await s.scalars(select(GroupSendRecipient))).all()
+        }
     assert [(m.userid, m.status) for m in members] == [("zhangsan", 2)]
     assert results == {a: 1, b: 2, c: 3}
     assert len(contacts.group_sends) == 1
@@ -80,14 +87,18 @@ async def test_same_key_creates_one_task(sqlite_system: System) -> None:
 
 
 async def test_monthly_cap_skips_customers_before_wecom_is_asked(sqlite_system: System) -> None:
-    account = await add_account(sqlite_system, "wecom.contact", CORP, config={"group_send_monthly_cap": 1})
+    account = await add_account(
+        sqlite_system, "wecom.contact", CORP, config={"group_send_monthly_cap": 1}
+    )
     a, _ = sqlite_system.sim.contacts.add_customer(CORP, "zhangsan", "A", with_welcome_code=False)
     b, _ = sqlite_system.sim.contacts.add_customer(CORP, "zhangsan", "B", with_welcome_code=False)
     await _create(sqlite_system, account, "m1", [a])
     second = await _create(sqlite_system, account, "m2", [a, b])
     await eventually(lambda: _sent_on_wecom(sqlite_system, "m2"))
     async with sqlite_system.services.db.reading() as s:
-        rows = (await s.scalars(select(GroupSendRecipient).where(GroupSendRecipient.task_id == second))).all()
+        rows = (
+            await s.scalars(select(GroupSendRecipient).where(GroupSendRecipient.task_id == second))
+        ).all()
     assert {r.external_userid: r.status for r in rows} == {a: -1, b: 0}
     sent_to = [t.external_userids for t in sqlite_system.sim.contacts.group_sends.values()]
     assert [b] in sent_to

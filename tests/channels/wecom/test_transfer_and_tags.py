@@ -27,17 +27,28 @@ async def test_onjob_transfer_in_batches_of_100_records_each_result(sqlite_syste
     account = await add_account(sqlite_system, "wecom.contact", CORP)
     contacts = sqlite_system.sim.contacts
     sqlite_system.sim.add_member(CORP, "lisi")
-    ids = [contacts.add_customer(CORP, "zhangsan", f"C{i}", with_welcome_code=False)[0] for i in range(150)]
+    ids = [
+        contacts.add_customer(CORP, "zhangsan", f"C{i}", with_welcome_code=False)[0]
+        for i in range(150)
+    ]
     api = await _api(sqlite_system, account)
     db = sqlite_system.services.db
-    records = await transfer_customers(db, api, account.id, handover_userid="zhangsan",
-                                       takeover_userid="lisi", external_userids=[*ids, "wmnotmine"])
+    records = await transfer_customers(
+        db,
+        api,
+        account.id,
+        handover_userid="zhangsan",
+        takeover_userid="lisi",
+        external_userids=[*ids, "wmnotmine"],
+    )
     assert sqlite_system.sim.calls["/cgi-bin/externalcontact/transfer_customer"] == 2
     assert sum(r.status == "requested" for r in records) == 150
     failed = [r for r in records if r.status == "failed"]
     assert [(r.external_userid, r.errcode) for r in failed] == [("wmnotmine", 84061)]
     contacts.complete_transfers()
-    changed = await poll_results(db, api, account.id, handover_userid="zhangsan", takeover_userid="lisi")
+    changed = await poll_results(
+        db, api, account.id, handover_userid="zhangsan", takeover_userid="lisi"
+    )
     assert changed == 150
     async with db.reading() as s:
         statuses = {r.status for r in (await s.scalars(select(TransferRecord))).all()}
@@ -53,15 +64,31 @@ async def test_resigned_transfer_needs_a_resigned_member(sqlite_system: System) 
     api = await _api(sqlite_system, account)
     db = sqlite_system.services.db
     with pytest.raises(WeComApiError) as info:
-        await transfer_customers(db, api, account.id, handover_userid="wangwu", takeover_userid="lisi",
-                                 external_userids=[ext], resigned=True)
+        await transfer_customers(
+            db,
+            api,
+            account.id,
+            handover_userid="wangwu",
+            takeover_userid="lisi",
+            external_userids=[ext],
+            resigned=True,
+        )
     assert info.value.errcode == 40097 and "离职" in info.value.readable
     contacts.resigned.add((CORP, "wangwu"))
-    records = await transfer_customers(db, api, account.id, handover_userid="wangwu",
-                                       takeover_userid="lisi", external_userids=[ext], resigned=True)
+    records = await transfer_customers(
+        db,
+        api,
+        account.id,
+        handover_userid="wangwu",
+        takeover_userid="lisi",
+        external_userids=[ext],
+        resigned=True,
+    )
     assert [r.status for r in records] == ["requested"]
     contacts.complete_transfers(status=3)  # the customer refused
-    await poll_results(db, api, account.id, handover_userid="wangwu", takeover_userid="lisi", resigned=True)
+    await poll_results(
+        db, api, account.id, handover_userid="wangwu", takeover_userid="lisi", resigned=True
+    )
     async with db.reading() as s:
         assert (await s.scalars(select(TransferRecord.status))).all() == ["refused"]
 
@@ -75,11 +102,23 @@ async def test_a_customer_is_handed_over_at_most_twice(sqlite_system: System) ->
     api = await _api(sqlite_system, account)
     db = sqlite_system.services.db
     for handover, takeover in (("zhangsan", "lisi"), ("lisi", "wangwu")):
-        await transfer_customers(db, api, account.id, handover_userid=handover, takeover_userid=takeover,
-                                 external_userids=[ext])
+        await transfer_customers(
+            db,
+            api,
+            account.id,
+            handover_userid=handover,
+            takeover_userid=takeover,
+            external_userids=[ext],
+        )
         contacts.complete_transfers()
-    third = await transfer_customers(db, api, account.id, handover_userid="wangwu", takeover_userid="lisi",
-                                     external_userids=[ext])
+    third = await transfer_customers(
+        db,
+        api,
+        account.id,
+        handover_userid="wangwu",
+        takeover_userid="lisi",
+        external_userids=[ext],
+    )
     assert (third[0].status, third[0].errcode) == ("failed", 40128)
     assert "90" in (third[0].reason or "")
 
@@ -93,8 +132,12 @@ async def test_corp_tags_round_trip(sqlite_system: System) -> None:
     await tags.edit(group.tags[0].id, name="意向强")
     await tags.mark("zhangsan", ext, add=[group.tags[0].id])
     listed = await tags.list()
-    assert [(g.name, [t.name for t in g.tags]) for g in listed] == [("客户阶段", ["意向强", "已成交"])]
-    assert sqlite_system.sim.contacts.contacts[CORP][ext].follow["zhangsan"].tags == [group.tags[0].id]
+    assert [(g.name, [t.name for t in g.tags]) for g in listed] == [
+        ("客户阶段", ["意向强", "已成交"])
+    ]
+    assert sqlite_system.sim.contacts.contacts[CORP][ext].follow["zhangsan"].tags == [
+        group.tags[0].id
+    ]
     await tags.delete(tag_ids=[group.tags[1].id])
     assert [t.name for t in (await tags.list())[0].tags] == ["意向强"]
     with pytest.raises(WeComApiError) as info:
@@ -107,5 +150,6 @@ def test_tag_change_event_payload_is_read_for_the_sync_job() -> None:
 
     event = to_inbound(fixture_xml("change_external_tag_delete", CORP))
     assert tag_change(event.payload) == tag_change(
-        {"ChangeType": "delete", "TagType": "tag_group", "Id": "TAG_GROUP_ID"})
+        {"ChangeType": "delete", "TagType": "tag_group", "Id": "TAG_GROUP_ID"}
+    )
     assert tag_change(event.payload).tag_type == "tag_group"
