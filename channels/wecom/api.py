@@ -34,11 +34,11 @@ BUSY_RETRIES = 3  # doc: "系统繁忙" may be retried up to 3 times
 
 @dataclass(frozen=True)
 class RateLimit:
-    """A provider limit of `calls` per `seconds`; we send at 96 % of it.
+    """A provider limit of `calls` per `seconds`; we send at 98 % of it.
 
-    The bucket's burst is 1 % of the limit, so any window of `seconds` sees at most
-    burst + 0.96 × calls ≤ 0.97 × calls: the remaining 3 % absorbs network jitter
-    between our grant and WeCom's count.
+    The bucket, shared by every process on the credential, refills at 98 % with a burst
+    of 1 %, so any window of `seconds` sees at most 0.99 × calls: the remaining 1 %
+    absorbs network jitter between our grant and WeCom's count.
     """
 
     calls: int = 10_000  # per corp per API per minute (research B.4)
@@ -46,7 +46,7 @@ class RateLimit:
 
     @property
     def rate(self) -> float:
-        return 0.96 * self.calls / self.seconds
+        return 0.98 * self.calls / self.seconds
 
     @property
     def burst(self) -> float:
@@ -106,6 +106,7 @@ class WeComApi:
         if await self.state.get(self._cooldown_key):
             # another caller was told 45009/45033 moments ago: don't make it worse
             raise WeComApiError(45009, "cooling down after a frequency-limit answer", path)
+        # shared by every process using this credential (Redis in the scaled mode)
         await wait_for_token(self.state, self._bucket, self.limit.rate, self.limit.burst)
 
     async def call(

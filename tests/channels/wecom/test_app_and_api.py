@@ -232,3 +232,30 @@ async def test_api_error_is_a_normal_exception(rig: Rig) -> None:
             "GET", "/cgi-bin/externalcontact/get", params={"external_userid": "wmnone"}
         )
     assert info.value.errcode == 40096 and "外部联系人" in str(info.value)
+
+
+def test_rate_limit_bucket_keeps_every_window_under_the_limit_near_full_rate() -> None:
+    import asyncio
+    import bisect
+
+    from channels.wecom.api import RateLimit
+
+    limit = RateLimit(calls=1200, seconds=10)
+    clock = Clock()
+    state = MemoryState(clock=clock)
+    grants: list[float] = []
+
+    async def greedy() -> None:
+        while clock.now < 1000 + 60:
+            wait = await state.take("api", limit.rate, limit.burst)
+            if wait > 0:
+                clock.now += max(wait, 1e-6)  # float rounding leaves waits of 1e-12 s
+            else:
+                grants.append(clock.now)
+
+    asyncio.run(greedy())
+    worst = max(
+        bisect.bisect_left(grants, start + limit.seconds) - i for i, start in enumerate(grants)
+    )
+    assert worst <= 0.99 * limit.calls
+    assert len(grants) / 60 >= 0.97 * limit.calls / limit.seconds
