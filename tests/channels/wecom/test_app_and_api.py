@@ -259,3 +259,25 @@ def test_rate_limit_bucket_keeps_every_window_under_the_limit_near_full_rate() -
     )
     assert worst <= 0.99 * limit.calls
     assert len(grants) / 60 >= 0.97 * limit.calls / limit.seconds
+
+
+async def test_each_secret_has_its_own_token_fetched_once_under_concurrency(rig: Rig) -> None:
+    import asyncio
+
+    from channels.wecom.api import WeComApi
+
+    other = rig.sim.add_app(new_app(rig.app.corp_id, agent_id=0))  # e.g. the 客户联系 secret
+    apis = [
+        WeComApi(
+            rig.ctx.http,
+            rig.ctx.state,
+            corp_id=rig.app.corp_id,
+            secret=app.secret,
+            base_url=rig.base,
+        )
+        for app in (rig.app, other)
+    ]
+    tokens = await asyncio.gather(*(api.access_token() for api in apis for _ in range(10)))
+    assert len(set(tokens[:10])) == 1 and len(set(tokens[10:])) == 1
+    assert tokens[0] != tokens[10]
+    assert rig.sim.token_calls == 2  # single flight per secret

@@ -153,3 +153,38 @@ def test_tag_change_event_payload_is_read_for_the_sync_job() -> None:
         {"ChangeType": "delete", "TagType": "tag_group", "Id": "TAG_GROUP_ID"}
     )
     assert tag_change(event.payload).tag_type == "tag_group"
+
+
+async def test_transfer_fail_event_marks_the_record(sqlite_system: System) -> None:
+    import aiohttp
+
+    from channels.wecom.simulator import contact_event_xml, push
+    from tests.channels.wecom.world import use_wecom_handlers
+    from tests.system import eventually
+
+    use_wecom_handlers(sqlite_system)
+    account = await add_account(sqlite_system, "wecom.contact", CORP)
+    sqlite_system.sim.add_member(CORP, "lisi")
+    ext, _ = sqlite_system.sim.contacts.add_customer(CORP, "zhangsan", "F", with_welcome_code=False)
+    await transfer_customers(
+        sqlite_system.services.db,
+        await _api(sqlite_system, account),
+        account.id,
+        handover_userid="zhangsan",
+        takeover_userid="lisi",
+        external_userids=[ext],
+    )
+    async with aiohttp.ClientSession() as http:
+        await push(
+            http,
+            sqlite_system.callback_url("wecom.contact", account.token),
+            account.app,
+            contact_event_xml(CORP, "transfer_fail", "lisi", ext, FailReason="customer_refused"),
+        )
+
+    async def failed() -> TransferRecord | None:
+        async with sqlite_system.services.db.reading() as s:
+            return await s.scalar(select(TransferRecord).where(TransferRecord.status == "failed"))
+
+    record = await eventually(failed)
+    assert record.reason == "customer_refused"
