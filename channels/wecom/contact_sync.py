@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.actions import load_cursor, save_cursor
 from conversations.db import Database, utcnow
@@ -107,7 +108,7 @@ async def run_full_sync(
     return report
 
 
-async def _apply(session: Any, account: ChannelAccount, row: dict[str, Any]) -> None:
+async def _apply(session: AsyncSession, account: ChannelAccount, row: dict[str, Any]) -> None:
     contact = row.get("external_contact") or {}
     follow = row.get("follow_info") or {}
     created = follow.get("createtime")

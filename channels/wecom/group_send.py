@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.actions import queue_operation
@@ -344,7 +344,7 @@ class GroupSends:
             row.status = "cancelled"
             if task.msgid is None:
                 await s.execute(
-                    OutboxItem.__table__.update()  # type: ignore[attr-defined]
+                    update(OutboxItem)
                     .where(
                         OutboxItem.idempotency_key == task.outbox_key,
                         OutboxItem.status == "pending",

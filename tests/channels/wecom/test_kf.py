@@ -225,3 +225,28 @@ async def test_msg_send_fail_event_marks_our_message_failed(sqlite_system: Syste
 
     msg = await eventually(failed)
     assert msg.error_code == "kf_fail_10" and "拒收" in (msg.status_reason or "")
+
+
+async def test_sandbox_scenario_shows_a_kf_conversation(sqlite_system: System) -> None:
+    from channels.wecom.simulator.scenarios import kf_customer_writes
+
+    account = await add_account(sqlite_system, "wecom.kf", CORP)
+    await start_poller(sqlite_system, account, idle_wait=60)
+    async with aiohttp.ClientSession() as http:
+        status = await kf_customer_writes(
+            http,
+            sqlite_system.sim,
+            account.app,
+            sqlite_system.callback_url("wecom.kf", account.token),
+            account.open_kfid or "",
+            "wmsandbox",
+            "你好，想了解一下产品",
+        )
+    assert status == 200
+
+    async def conversation() -> Conversation | None:
+        async with sqlite_system.services.db.reading() as s:
+            return await s.scalar(select(Conversation).where(Conversation.account_id == account.id))
+
+    conv = await eventually(conversation)
+    assert conv.last_preview == "你好，想了解一下产品" and conv.unread_count == 1
