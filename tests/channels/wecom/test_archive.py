@@ -203,3 +203,29 @@ async def test_native_sdk_reports_a_missing_library_clearly(tmp_path: Any) -> No
         await sdk.get_chat_data(0, 10, 5)
     with pytest.raises(ArchiveConfigError, match="finance_sdk_path"):
         NativeFinanceSdk("", "wwcorp", "secret")
+
+
+async def test_sensitive_word_in_an_archived_chat_alerts_managers_once(
+    sqlite_system: System,
+) -> None:
+    from conversations.access import Role
+    from conversations.notifications import StaffNotification
+    from tests.channels.wecom.world import use_wecom_handlers
+
+    use_wecom_handlers(sqlite_system)
+    boss = await sqlite_system.add_staff("boss", Role.MANAGER)
+    await sqlite_system.add_staff("xiaowang", Role.SALES)
+    account = await add_account(
+        sqlite_system, "wecom.archive", CORP, config={"sensitive_words": ["回扣", "私下转账"]}
+    )
+    sqlite_system.sim.archive.chat(CORP, "lisi", "wmcust1", text="可以给您回扣，私下转账就行")
+    sqlite_system.sim.archive.chat(CORP, "lisi", "wmcust1", text="正常报价 199 元")
+    await _pull_all(sqlite_system, account)
+
+    async def alerts() -> list[StaffNotification]:
+        async with sqlite_system.services.db.reading() as s:
+            return list((await s.scalars(select(StaffNotification))).all())
+
+    found = await eventually(alerts)
+    assert [(n.staff_id, n.kind) for n in found] == [(boss, "sensitive_word")]
+    assert "回扣、私下转账" in found[0].text and "lisi" in found[0].text

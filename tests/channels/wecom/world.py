@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from bot.pollers import run_poller
 from channels.wecom.handlers import on_external_contact, queue_media_download
+from channels.wecom.sensitive import sensitive_word_alert
 from channels.wecom.simulator import SimApp, new_app
 from conversations.models import ChannelAccount
 from tests.system import System
@@ -54,6 +55,7 @@ def use_wecom_handlers(system: System) -> None:
     if not any(name == "wecom.contacts" for name, _ in handlers.events):
         handlers.on_event("wecom.contacts", on_external_contact)
         handlers.on_message("wecom.media", queue_media_download)
+        handlers.on_message("wecom.sensitive_words", sensitive_word_alert)
 
 
 async def add_account(
