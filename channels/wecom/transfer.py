@@ -9,7 +9,7 @@ over twice per 90 days (per-customer errcode 40128 then).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -123,3 +123,34 @@ async def poll_results(
         cursor = str(data.get("next_cursor") or "")
         if not cursor:
             return changed
+
+
+ApiFor = Callable[[int], Awaitable[WeComApi]]
+
+
+async def poll_open_transfers(db: Database, api_for: ApiFor) -> int:
+    """The scheduled job: poll transfer_result for every pair with open hand-overs."""
+    async with db.reading() as s:
+        pairs = (
+            await s.execute(
+                select(
+                    TransferRecord.account_id,
+                    TransferRecord.handover_userid,
+                    TransferRecord.takeover_userid,
+                    TransferRecord.resigned,
+                )
+                .where(TransferRecord.status.in_(("requested", "waiting")))
+                .distinct()
+            )
+        ).all()
+    changed = 0
+    for account_id, handover, takeover, resigned in pairs:
+        changed += await poll_results(
+            db,
+            await api_for(account_id),
+            account_id,
+            handover_userid=handover,
+            takeover_userid=takeover,
+            resigned=resigned,
+        )
+    return changed

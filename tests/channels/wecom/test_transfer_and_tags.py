@@ -10,7 +10,7 @@ from sqlalchemy import select
 from channels.wecom.errors import WeComApiError
 from channels.wecom.models import TransferRecord
 from channels.wecom.tags import CorpTags, tag_change
-from channels.wecom.transfer import poll_results, transfer_customers
+from channels.wecom.transfer import poll_open_transfers, poll_results, transfer_customers
 from tests.channels.wecom.world import Account, add_account, fixture_xml
 from tests.system import System
 
@@ -46,10 +46,11 @@ async def test_onjob_transfer_in_batches_of_100_records_each_result(sqlite_syste
     failed = [r for r in records if r.status == "failed"]
     assert [(r.external_userid, r.errcode) for r in failed] == [("wmnotmine", 84061)]
     contacts.complete_transfers()
-    changed = await poll_results(
-        db, api, account.id, handover_userid="zhangsan", takeover_userid="lisi"
-    )
-    assert changed == 150
+
+    async def api_for(_account_id: int) -> Any:
+        return api
+
+    assert await poll_open_transfers(db, api_for) == 150
     async with db.reading() as s:
         statuses = {r.status for r in (await s.scalars(select(TransferRecord))).all()}
     assert statuses == {"done", "failed"}
