@@ -203,7 +203,17 @@ class WeComKfAdapter(CallbackEndpoint):
         return await download_via_api(self.api, ref)
 
     async def check_connection(self) -> ConnectionCheck:
-        return await check_api(self.api)
+        check = await check_api(self.api, ("POST", "/cgi-bin/kf/account/list", {"limit": 100}))
+        if not check.ok:
+            return check
+        listed = await self.api.call("POST", "/cgi-bin/kf/account/list", body={"limit": 100})
+        if self.open_kfid not in {a.get("open_kfid") for a in listed.get("account_list") or []}:
+            return ConnectionCheck(
+                False,
+                f"该应用管理的客服账号中没有 {self.open_kfid}：请检查 open_kfid，或在微信客服中把该账号"
+                f"交给此应用管理 (this app does not manage kf account {self.open_kfid})",
+            )
+        return check
 
 
 def service_state_payload(state: int, servicer_userid: str | None = None) -> dict[str, Any]:

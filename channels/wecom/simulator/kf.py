@@ -59,6 +59,7 @@ class KfSim:
         router.add_post("/cgi-bin/kf/send_msg", self._send)
         router.add_post("/cgi-bin/kf/service_state/get", self._state_get)
         router.add_post("/cgi-bin/kf/service_state/trans", self._state_trans)
+        router.add_post("/cgi-bin/kf/account/list", self._account_list)
 
     # ---- scenario set-up
 
@@ -217,6 +218,13 @@ class KfSim:
             self._by_client_msgid[str(client_id)] = msgid
         self.sent.append({"corp_id": app.corp_id, **body, "msgid": msgid})
         return ok(msgid=msgid)
+
+    async def _account_list(self, request: web.Request) -> web.Response:
+        app = self.core.authorise(request)
+        if isinstance(app, web.Response):
+            return app
+        accounts = sorted(self.accounts.get(app.corp_id, set()))
+        return ok(account_list=[{"open_kfid": k, "name": k, "avatar": ""} for k in accounts])
 
     async def _state_get(self, request: web.Request) -> web.Response:
         app = self.core.authorise(request)

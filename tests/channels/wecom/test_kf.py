@@ -250,3 +250,21 @@ async def test_sandbox_scenario_shows_a_kf_conversation(sqlite_system: System) -
 
     conv = await eventually(conversation)
     assert conv.last_preview == "你好，想了解一下产品" and conv.unread_count == 1
+
+
+async def test_connection_check_names_a_kf_account_the_app_does_not_manage(
+    sqlite_system: System,
+) -> None:
+    account = await add_account(sqlite_system, "wecom.kf", CORP)
+    adapter = await _adapter(sqlite_system, account)
+    assert (await adapter.check_connection()).ok
+    sqlite_system.sim.kf.accounts[CORP].discard(account.open_kfid)
+    check = await adapter.check_connection()
+    assert not check.ok and (account.open_kfid or "") in check.message
+
+
+async def test_connection_check_explains_missing_kf_permission(sqlite_system: System) -> None:
+    account = await add_account(sqlite_system, "wecom.kf", CORP)
+    sqlite_system.sim.fail_next["/cgi-bin/kf/account/list"] = [48002]
+    check = await (await _adapter(sqlite_system, account)).check_connection()
+    assert not check.ok and "权限" in check.message
