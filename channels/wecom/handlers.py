@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from conversations.actions import queue_operation
 from conversations.handlers import EventContext, MessageContext
-from conversations.models import Customer
+from conversations.models import ChannelAccount, Customer
 from conversations.notifications import notify_staff
 from conversations.types import Purpose
 
@@ -30,7 +30,15 @@ WECOM_KINDS = ("wecom.app", "wecom.kf", "wecom.contact", "wecom.archive")
 async def on_external_contact(ctx: EventContext) -> None:
     """Customers and follow relations from change_external_contact events."""
     event = ctx.event
-    if ctx.account.kind != "wecom.contact" or not event.event_type.startswith(CONTACT_EVENT):
+    if not event.event_type.startswith(CONTACT_EVENT):
+        return
+    account = await _contact_account(ctx)
+    if account is None:
+        log.warning(
+            "客户联系 event %s on account %s: no wecom.contact account for this corp; stored only",
+            event.id,
+            ctx.account.id,
+        )
         return
     change = event.event_type.removeprefix(CONTACT_EVENT)
     payload = event.payload
@@ -42,7 +50,7 @@ async def on_external_contact(ctx: EventContext) -> None:
     if change in ("add_external_contact", "add_half_external_contact"):
         added = await upsert_follow(
             ctx.session,
-            ctx.account,
+            account,
             ext,
             userid,
             state=payload.get("State") or "",
@@ -50,24 +58,24 @@ async def on_external_contact(ctx: EventContext) -> None:
         )
         added.needs_refresh = True  # name, unionid, remark: fetched by refresh_marked
         code = payload.get("WelcomeCode")
-        template = welcome_template(ctx.account.config, userid)
+        template = welcome_template(account.config, userid)
         if code and template:
             await queue_operation(
                 ctx.session,
-                ctx.account.id,
+                account.id,
                 recipient=ext,
                 purpose=Purpose.WELCOME,
-                idempotency_key=f"welcome:{ctx.account.id}:{code}",
+                idempotency_key=f"welcome:{account.id}:{code}",
                 payload=welcome_payload(code, template, userid, event.occurred_at.timestamp()),
             )
     elif change == "edit_external_contact":
-        relation = await upsert_follow(ctx.session, ctx.account, ext, userid)
+        relation = await upsert_follow(ctx.session, account, ext, userid)
         relation.needs_refresh = True  # remark/tags changed: the sync job fetches them
     elif change == "del_external_contact":
         transferred = payload.get("Source") == "DELETE_BY_TRANSFER"
         await end_follow(
             ctx.session,
-            ctx.account,
+            account,
             ext,
             userid,
             "transferred" if transferred else "deleted_by_staff",
@@ -75,14 +83,14 @@ async def on_external_contact(ctx: EventContext) -> None:
         )
     elif change == "del_follow_user":
         ended = await end_follow(
-            ctx.session, ctx.account, ext, userid, "deleted_by_customer", event.occurred_at
+            ctx.session, account, ext, userid, "deleted_by_customer", event.occurred_at
         )
-        await _loss_alert(ctx, userid, ended.customer_id if ended else None)
+        await _loss_alert(ctx, account, userid, ended.customer_id if ended else None)
     elif change == "transfer_fail":
         await ctx.session.execute(
             update(TransferRecord)
             .where(
-                TransferRecord.account_id == ctx.account.id,
+                TransferRecord.account_id == account.id,
                 TransferRecord.external_userid == ext,
                 TransferRecord.takeover_userid == userid,
                 TransferRecord.status.in_(("requested", "waiting")),
@@ -91,7 +99,27 @@ async def on_external_contact(ctx: EventContext) -> None:
         )
 
 
-async def _loss_alert(ctx: EventContext, userid: str, customer_id: int | None) -> None:
+async def _contact_account(ctx: EventContext) -> ChannelAccount | None:
+    """Where 客户联系 data lives: the event's own account, or — when WeCom pushed the event
+    to a self-built app listed under 可调用应用 — the corp's wecom.contact account."""
+    if ctx.account.kind == "wecom.contact":
+        return ctx.account
+    if ctx.account.kind != "wecom.app":
+        return None
+    corp = (ctx.account.config or {}).get("corp_id")
+    rows = (
+        await ctx.session.scalars(
+            select(ChannelAccount)
+            .where(ChannelAccount.kind == "wecom.contact", ChannelAccount.enabled.is_(True))
+            .order_by(ChannelAccount.id)
+        )
+    ).all()
+    return next((r for r in rows if (r.config or {}).get("corp_id") == corp), None)
+
+
+async def _loss_alert(
+    ctx: EventContext, account: ChannelAccount, userid: str, customer_id: int | None
+) -> None:
     """删人提醒: tell the salesperson a customer deleted them."""
     staff = await staff_by_userid(ctx.session, userid)
     if staff is None:
@@ -105,7 +133,8 @@ async def _loss_alert(ctx: EventContext, userid: str, customer_id: int | None) -
         staff_id=staff.id,
         kind="lost_customer",
         text=f"客户「{name or ctx.event.external_id}」已将你删除 (a customer removed you)",
-        key=f"lost:{ctx.account.id}:{ctx.event.provider_key}",
+        # the same event may reach both the app's and the contact URL: one alert
+        key=f"lost:{account.id}:{ctx.event.external_id}:{userid}:{int(ctx.event.occurred_at.timestamp())}",
     )
 
 

@@ -180,3 +180,25 @@ async def test_full_sync_resumes_after_a_crash_without_loss_or_duplicates(system
         named = set((await s.scalars(select(Customer.display_name))).all())
     assert relations == expected
     assert identities == 130 and "客户129" in named
+
+
+async def test_contact_event_pushed_to_the_app_lands_on_the_corps_contact_account(
+    sqlite_system: System,
+) -> None:
+    use_wecom_handlers(sqlite_system)
+    app = await add_account(sqlite_system, "wecom.app", CORP)
+    contact = await add_account(sqlite_system, "wecom.contact", CORP, config=WELCOME)
+    ext, code = sqlite_system.sim.contacts.add_customer(CORP, "zhangsan", "孙小姐")
+    async with aiohttp.ClientSession() as http:
+        await push(
+            http,
+            sqlite_system.callback_url("wecom.app", app.token),
+            app.app,
+            contact_event_xml(
+                CORP, "add_external_contact", "zhangsan", ext, WelcomeCode=code or ""
+            ),
+        )
+    item = await eventually(lambda: _outbox(sqlite_system, f"welcome:{contact.id}:{code}"))
+    assert item.status == "sent" and item.account_id == contact.id
+    relation = (await eventually(lambda: _relations(sqlite_system)))[0]
+    assert relation.account_id == contact.id

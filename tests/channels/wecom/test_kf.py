@@ -268,3 +268,24 @@ async def test_connection_check_explains_missing_kf_permission(sqlite_system: Sy
     sqlite_system.sim.fail_next["/cgi-bin/kf/account/list"] = [48002]
     check = await (await _adapter(sqlite_system, account)).check_connection()
     assert not check.ok and "权限" in check.message
+
+
+async def test_kf_image_reply_is_uploaded_and_sent(sqlite_system: System) -> None:
+    account = await add_account(sqlite_system, "wecom.kf", CORP)
+    sqlite_system.sim.kf.customer_writes(CORP, account.open_kfid or "", "wmc", text="发张图")
+    adapter = await _adapter(sqlite_system, account)
+    stored = sqlite_system.services.media.put(b"\x89PNG\r\n\x1a\n" + b"\x02" * 64, "price.png")
+    result = await adapter.send(
+        Outbound(
+            key="img-1",
+            account=adapter.account,
+            recipient="wmc",
+            kind=MessageKind.IMAGE,
+            text="",
+            purpose=Purpose.REPLY,
+            payload={"media": {"sha256": stored.sha256, "mime": stored.mime}},
+        )
+    )
+    assert result.outcome == SendOutcome.SENT
+    sent = sqlite_system.sim.kf.sent[-1]
+    assert sent["msgtype"] == "image" and sent["image"]["media_id"] in sqlite_system.sim.media
