@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import autoreply.models
 import broadcasts.models
+import channels.wecom.models
 import conversations.consent
 import conversations.models
 import conversations.notifications
@@ -19,6 +20,7 @@ _MODEL_MODULES = (
     autoreply.models,
     tagging.models,
     broadcasts.models,
+    channels.wecom.models,
 )
 
 metadata = Base.metadata
