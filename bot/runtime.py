@@ -191,6 +191,9 @@ async def start_background(services: Services) -> None:
                 await serve_as_leader(redis, "scheduler", work, stop)
 
             sup.spawn("broadcasts", lead)
+        from .jobs import nightly_tagging
+
+        sup.spawn("tagging.nightly", lambda stop: nightly_tagging(services, stop))
     if Role.WORKER not in services.roles:
         return
     await services.pipeline.recover()
@@ -216,6 +219,12 @@ async def start_background(services: Services) -> None:
                     log.warning("recovery sweep skipped: %r", exc)
 
     sup.spawn("recovery-sweeper", sweeper)
+    from .jobs import every as run_every
+    from .jobs import resume_contact_syncs, worker_jobs
+
+    for name, (seconds, job) in worker_jobs(services).items():
+        sup.spawn(f"job:{name}", lambda stop, n=name, s=seconds, j=job: run_every(n, s, j, stop))  # type: ignore[misc]
+    sup.spawn("wecom.contact_sync", lambda _stop: resume_contact_syncs(services))
     for loaded in await services.accounts.all_enabled():
         if isinstance(loaded.adapter, PullAdapter):
             adapter: PullAdapter = loaded.adapter

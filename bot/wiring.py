@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from autoreply.keywords import keyword_autoreply
 from channels.email.handlers import EVENT_HANDLERS as EMAIL_EVENT_HANDLERS
+from channels.wecom.handlers import on_external_contact, queue_media_download
+from channels.wecom.sensitive import sensitive_word_alert
 from conversations.optout import handle_opt_out
 from tagging.autotag import auto_tag, auto_tag_event
 
@@ -16,9 +18,13 @@ def build_handlers() -> Handlers:
     handlers.on_message("consent.opt_out", handle_opt_out)
     # 2. auto-tags from what the customer wrote (never replies; ignores claims)
     handlers.on_message("tagging.auto_tag", auto_tag)
-    # 3. the keyword auto-reply (claims the message when it answers)
+    # 3. WeCom: fetch media in the background; sensitive words alert managers (never claims)
+    handlers.on_message("wecom.media", queue_media_download)
+    handlers.on_message("wecom.sensitive_words", sensitive_word_alert)
+    # 4. the keyword auto-reply (claims the message when it answers)
     handlers.on_message("autoreply.keywords", keyword_autoreply)
     # channel events
+    handlers.on_event("wecom.contacts", on_external_contact)  # 客户联系: customers, owners, welcome
     handlers.on_event("tagging.auto_tag_event", auto_tag_event)
     for handler in EMAIL_EVENT_HANDLERS:  # bounces → undeliverable, "unsubscribe" mails
         handlers.on_event(f"email.{handler.__name__}", handler)

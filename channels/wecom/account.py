@@ -10,6 +10,7 @@ from channels.base import ChannelContext
 from conversations.types import AccountRef
 
 from .api import DEFAULT_BASE, RateLimit, WeComApi
+from .config_check import check_account
 from .crypto import WeComCrypto
 
 
@@ -27,7 +28,24 @@ def rate_limit(config: Mapping[str, Any]) -> RateLimit:
     )
 
 
+class WeComConfigError(ValueError):
+    """Every problem of an account's settings, one per line, in the operator's words."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def require_valid(account: AccountRef) -> None:
+    problems = check_account(account.kind, account.config, account.secrets)
+    if problems:
+        raise WeComConfigError(problems)
+
+
 def build_api(account: AccountRef, ctx: ChannelContext) -> WeComApi:
+    """The account's API client; raises WeComConfigError when its settings are wrong
+    (checked here because every WeCom kind builds one, at start and from the console)."""
+    require_valid(account)
     return WeComApi(
         ctx.http,
         ctx.state,
@@ -40,6 +58,7 @@ def build_api(account: AccountRef, ctx: ChannelContext) -> WeComApi:
 
 def build_crypto(account: AccountRef) -> WeComCrypto | None:
     """The callback crypto, or None for an account that receives no callbacks."""
+    require_valid(account)
     token = account.secrets.get("token")
     key = account.secrets.get("encoding_aes_key")
     if not token or not key:

@@ -50,9 +50,9 @@ class WeComAppAdapter(CallbackEndpoint):
     def __init__(self, account: AccountRef, ctx: ChannelContext) -> None:
         self.account = account
         self.ctx = ctx
+        self.crypto = build_crypto(account)  # validates the settings first
         self.corp_id = str(account.config["corp_id"])
         self.agent_id = int(account.config["agent_id"])
-        self.crypto = build_crypto(account)
         self.api = build_api(account, ctx)
 
     async def _member_throttle(self, member: str) -> float:

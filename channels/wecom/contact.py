@@ -28,8 +28,8 @@ class WeComContactAdapter(CallbackEndpoint):
     def __init__(self, account: AccountRef, ctx: ChannelContext) -> None:
         self.account = account
         self.ctx = ctx
+        self.crypto = build_crypto(account)  # validates the settings first
         self.corp_id = str(account.config["corp_id"])
-        self.crypto = build_crypto(account)
         self.api = build_api(account, ctx)
 
     async def send(self, message: Outbound) -> SendResult:

@@ -73,9 +73,9 @@ class WeComKfAdapter(CallbackEndpoint):
     def __init__(self, account: AccountRef, ctx: ChannelContext) -> None:
         self.account = account
         self.ctx = ctx
+        self.crypto = build_crypto(account)  # validates the settings first
         self.corp_id = str(account.config["corp_id"])
         self.open_kfid = str(account.config["open_kfid"])
-        self.crypto = build_crypto(account)
         self.api = build_api(account, ctx)
         self.cursor_name = f"kf:{self.open_kfid}"
 

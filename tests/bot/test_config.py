@@ -100,5 +100,5 @@ def test_wrong_encoding_aes_key_stops_the_start_with_a_clear_message(
         check=False,
     )
     assert result.returncode == 2, result.stderr
-    assert "encoding_aes_key must be 43" in result.stderr
+    assert "EncodingAESKey" in result.stderr and "43" in result.stderr
     assert "销售助手" in result.stderr

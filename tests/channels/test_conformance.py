@@ -176,6 +176,9 @@ RIGS: dict[str, Callable[[], Any]] = {
 # kinds whose adapters need real servers run the same checks in their own suites
 COVERED_ELSEWHERE = {
     "email": "tests/channels/email: real Dovecot + SMTP (once-only send, bad MIME, loop guard)",
+    "wecom.kf": "tests/channels/wecom/test_kf.py: signed callbacks, cursor pulls, msgid-keyed sends",
+    "wecom.contact": "tests/channels/wecom/test_contact.py: signed events, welcome once, sync resume",
+    "wecom.archive": "tests/channels/wecom/test_archive.py: read-only pulls, never sends",
 }
 
 

@@ -1,0 +1,133 @@
+"""Periodic jobs: WeCom media downloads, contact refreshes and syncs, group-send and
+transfer polling (worker role); nightly tagging work (scheduler role).
+
+Every job is idempotent and resumable from the store, so running it on several workers
+at once wastes a little work but never doubles anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, time, timedelta
+
+from channels.media import MediaStore
+from channels.wecom import contact_sync, media, transfer
+from channels.wecom.api import WeComApi
+from channels.wecom.group_send import GroupSends
+from conversations.db import utcnow
+from tagging.config import TaggingSettings
+from tagging.jobs import nightly
+
+from .accounts import AccountDirectory
+from .runtime import Services
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[], Awaitable[object]]
+
+
+async def every(
+    name: str, seconds: float, job: Job, stop: asyncio.Event, *, first_delay: float = 5.0
+) -> None:
+    """Run `job` every `seconds` until `stop`; a failure is logged and retried next time."""
+    delay = first_delay
+    while not stop.is_set():
+        stopper = asyncio.ensure_future(stop.wait())
+        _done, _pending = await asyncio.wait({stopper}, timeout=delay)
+        stopper.cancel()
+        if stop.is_set():
+            return
+        try:
+            result = await job()
+            if result:
+                log.info("job %s: %s", name, result)
+        except Exception:  # noqa: BLE001  (a provider or store hiccup must not end the job)
+            log.exception("job %s failed; next run in %.0fs", name, seconds)
+        delay = seconds
+
+
+def _api_for(accounts: AccountDirectory) -> Callable[[int], Awaitable[WeComApi]]:
+    async def api_for(account_id: int) -> WeComApi:
+        loaded = await accounts.by_id(account_id)
+        api = getattr(loaded.adapter, "api", None) if loaded is not None else None
+        if not isinstance(api, WeComApi):
+            raise LookupError(f"account {account_id} has no WeCom API client")
+        return api
+
+    return api_for
+
+
+def worker_jobs(services: Services) -> dict[str, tuple[float, Job]]:
+    """name → (interval seconds, job) for the worker role."""
+    accounts = services.accounts
+    api_for = _api_for(accounts)
+    store: MediaStore = services.media
+
+    async def source_for(account_id: int) -> media.MediaSource | None:
+        loaded = await accounts.by_id(account_id)
+        adapter = loaded.adapter if loaded is not None else None
+        return adapter if isinstance(adapter, media.MediaSource) else None
+
+    async def contacts() -> int:
+        done = 0
+        for loaded in await accounts.all_enabled():
+            if loaded.kind == "wecom.contact":
+                api = await api_for(loaded.id)
+                done += await contact_sync.refresh_marked(services.db, loaded.id, api)
+        return done
+
+    group_sends = GroupSends(services.db, api_for)
+    return {
+        "wecom.media": (15.0, lambda: media.fetch_pending_media(services.db, source_for, store)),
+        "wecom.contacts.refresh": (120.0, contacts),
+        "wecom.group_sends.poll": (600.0, group_sends.poll_open),
+        "wecom.transfers.poll": (
+            3600.0,
+            lambda: transfer.poll_open_transfers(services.db, api_for),
+        ),
+    }
+
+
+async def resume_contact_syncs(services: Services) -> None:
+    """At start: a full 客户联系 sync resumes (or starts, on first connect) per account."""
+    for loaded in await services.accounts.all_enabled():
+        if loaded.kind == "wecom.contact":
+            try:
+                api = await _api_for(services.accounts)(loaded.id)
+                report = await contact_sync.run_full_sync(services.db, loaded.id, api)
+                log.info("contact sync account=%s: %s", loaded.id, report)
+            except Exception:  # noqa: BLE001  (WeCom unreachable at start: the next start resumes)
+                log.exception("contact sync account=%s failed", loaded.id)
+
+
+def next_local(at: time, now: datetime, tz: object) -> datetime:
+    """The next occurrence of local wall time `at` after `now` (as UTC-aware)."""
+    local = now.astimezone(tz)  # type: ignore[arg-type]  # a tzinfo
+    candidate = datetime.combine(local.date(), at, tzinfo=local.tzinfo)
+    if candidate <= local:
+        candidate = datetime.combine(local.date() + timedelta(days=1), at, tzinfo=local.tzinfo)
+    return candidate
+
+
+async def nightly_tagging(services: Services, stop: asyncio.Event, at: time = time(3, 0)) -> None:
+    """Age brackets, RFM/ABC, profile rules and birthday reminders, daily at 03:00 local."""
+    settings = TaggingSettings.from_section(services.settings.section("tagging"))
+    while not stop.is_set():
+        now = utcnow()
+        wait = (
+            next_local(at, now, services.settings.tz) - now.astimezone(services.settings.tz)
+        ).total_seconds()
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({stopper}, timeout=max(1.0, wait))
+        stopper.cancel()
+        if stop.is_set():
+            return
+        try:
+            log.info(
+                "nightly tagging: %s",
+                await nightly(services.db, settings, utcnow(), services.settings.tz),
+            )
+        except Exception:  # noqa: BLE001  (tomorrow's run recomputes everything)
+            log.exception("nightly tagging failed")
