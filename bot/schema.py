@@ -3,18 +3,34 @@
 from __future__ import annotations
 
 import autoreply.models
+import conversations.api_tokens
 import conversations.consent
+import conversations.handover
 import conversations.models
+import conversations.notes
 import conversations.notifications
+import conversations.search
 from conversations.db import Base
 
-__all__ = ["metadata"]
+__all__ = ["include_name", "metadata"]
 
 _MODEL_MODULES = (
     conversations.models,
     conversations.consent,
     conversations.notifications,
+    conversations.notes,
+    conversations.handover,
+    conversations.api_tokens,
+    conversations.search,
     autoreply.models,
 )
 
 metadata = Base.metadata
+
+# tables made by dialect-specific DDL in a migration (SQLite FTS5 and its shadow tables):
+# not in the models, so comparisons and autogenerate must not see them
+UNMANAGED_TABLES = conversations.search.UNMANAGED_TABLES
+
+
+def include_name(name: str | None, type_: str, _parents: object) -> bool:
+    return not (type_ == "table" and name in UNMANAGED_TABLES)
