@@ -66,9 +66,9 @@ async def hand_over(
         (await session.scalars(select(Customer.id).where(Customer.owner_id == from_staff_id))).all()
     )
     conv_count = await session.scalar(
-        select(func.count()).select_from(Conversation).where(
-            Conversation.assignee_id == from_staff_id
-        )
+        select(func.count())
+        .select_from(Conversation)
+        .where(Conversation.assignee_id == from_staff_id)
     )
     await session.execute(
         update(Customer).where(Customer.owner_id == from_staff_id).values(owner_id=to_staff_id)

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .access import AccessDenied, Viewer, can_view, conversation_scope
+from .actions import audit
 from .models import ChannelAccount, Conversation, Customer, Message, StaffUser
 
 
@@ -119,3 +120,41 @@ async def history(
         .limit(limit)
     )
     return list(reversed(rows.all()))
+
+
+async def open_conversation(
+    session: AsyncSession,
+    viewer: Viewer,
+    conversation_id: int,
+    *,
+    ip: str | None = None,
+    record_view: bool = False,
+) -> Conversation:
+    """`visible_conversation`, recording in the audit log a read of someone else's
+    conversation when `record_view` (issue 9). A denial is recorded by the caller with
+    `record_denial` after this transaction rolled back."""
+    conv = await visible_conversation(session, viewer, conversation_id)
+    if record_view and conv.assignee_id not in (None, viewer.staff_id):
+        await audit(
+            session,
+            "conversation_viewed",
+            actor_id=viewer.staff_id,
+            target_type="conversation",
+            target_id=conversation_id,
+            detail={"assignee": conv.assignee_id},
+            ip=ip,
+        )
+    return conv
+
+
+async def record_denial(
+    session: AsyncSession, viewer: Viewer, conversation_id: int, ip: str | None = None
+) -> None:
+    await audit(
+        session,
+        "conversation_denied",
+        actor_id=viewer.staff_id,
+        target_type="conversation",
+        target_id=conversation_id,
+        ip=ip,
+    )

@@ -14,8 +14,21 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import jieba
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, Text, bindparam, func, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR, insert as pg_insert
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    bindparam,
+    column,
+    func,
+    select,
+    table,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -76,21 +89,23 @@ def tokenise_query(query: str) -> list[str]:
     return list(dict.fromkeys(words))[:MAX_QUERY_WORDS]
 
 
-async def index_documents(
-    session: AsyncSession, docs: Sequence[tuple[int, Sequence[str]]]
-) -> None:
+async def index_documents(session: AsyncSession, docs: Sequence[tuple[int, Sequence[str]]]) -> None:
     """Insert or replace the index rows of (message id, words) pairs."""
     if not docs:
         return
     dialect = session.get_bind().dialect.name
-    table = SearchDocument.__table__
+    doc_table = SearchDocument.__table__
     if dialect == "postgresql":
         for message_id, words in docs:
             clean = [w for w in words if w]
-            tsv = func.array_to_tsvector(
-                bindparam("w", clean, type_=ARRAY(Text))
-            ) if clean else func.to_tsvector("simple", "")
-            stmt = pg_insert(table).values(message_id=message_id, tokens=" ".join(clean), tsv=tsv)
+            tsv = (
+                func.array_to_tsvector(bindparam("w", clean, type_=ARRAY(Text)))
+                if clean
+                else func.to_tsvector("simple", "")
+            )
+            stmt = pg_insert(doc_table).values(  # type: ignore[arg-type]  # a Table at run time
+                message_id=message_id, tokens=" ".join(clean), tsv=tsv
+            )
             await session.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["message_id"],
@@ -99,7 +114,7 @@ async def index_documents(
             )
         return
     rows = [{"message_id": mid, "tokens": " ".join(words)} for mid, words in docs]
-    stmt_l = sqlite_insert(table)
+    stmt_l = sqlite_insert(doc_table)  # type: ignore[arg-type]  # a Table at run time
     # the triggers from the migration keep message_fts in step with these rows
     await session.execute(
         stmt_l.on_conflict_do_update(
@@ -202,7 +217,8 @@ async def search_messages(
             text("message_search.tsv @@ CAST(:tsq AS tsquery)").bindparams(tsq=_tsquery(words))
         )
     else:
-        matched = select(text("rowid AS mid")).select_from(text(FTS_TABLE)).where(
+        fts = table(FTS_TABLE, column("rowid"))
+        matched = select(fts.c.rowid.label("mid")).where(
             text(f"{FTS_TABLE} MATCH :fts").bindparams(fts=_fts5_query(words))
         )
     hits = matched.subquery("hits")

@@ -154,8 +154,14 @@ async def change_password(
         raise PermissionError("current password is wrong")
     check_policy(new)
     user.password_hash = hash_password(new)
-    await audit(session, "password_changed", actor_id=staff_id, target_type="staff",
-                target_id=staff_id, ip=ip)
+    await audit(
+        session,
+        "password_changed",
+        actor_id=staff_id,
+        target_type="staff",
+        target_id=staff_id,
+        ip=ip,
+    )
 
 
 async def create_team(session: AsyncSession, viewer: Viewer, name: str) -> Team:
@@ -168,6 +174,12 @@ async def create_team(session: AsyncSession, viewer: Viewer, name: str) -> Team:
     team = Team(name=name[:100])
     session.add(team)
     await session.flush()
-    await audit(session, "team_created", actor_id=viewer.staff_id, target_type="team",
-                target_id=team.id, detail={"name": team.name})
+    await audit(
+        session,
+        "team_created",
+        actor_id=viewer.staff_id,
+        target_type="team",
+        target_id=team.id,
+        detail={"name": team.name},
+    )
     return team

@@ -15,8 +15,10 @@ from .access import AccessDenied, Role, Viewer
 from .models import ChannelAccount, ChannelEvent, Conversation, Customer, Message, StaffUser
 
 # WeCom 客户联系 events meaning a customer relationship ended
-LOST_EVENTS = ("wecom.change_external_contact.del_follow_user",
-               "wecom.change_external_contact.del_external_contact")
+LOST_EVENTS = (
+    "wecom.change_external_contact.del_follow_user",
+    "wecom.change_external_contact.del_external_contact",
+)
 LOCAL_OFFSET_HOURS = 8  # reports are by Beijing day (Asia/Shanghai has no DST)
 
 
@@ -111,7 +113,8 @@ async def staff_statistics(
         .group_by(Customer.owner_id)
     )
     for owner, count in gained.all():
-        by_id[owner].customers_gained = int(count)
+        if owner is not None:
+            by_id[owner].customers_gained = int(count)
     wecom_ids = {s.wecom_userid: s.id for s in staff if s.wecom_userid}
     if wecom_ids:
         lost = await session.execute(
@@ -125,7 +128,8 @@ async def staff_statistics(
             .group_by(ChannelEvent.staff_external_id)
         )
         for userid, count in lost.all():
-            by_id[wecom_ids[userid]].customers_lost = int(count)
+            if userid is not None:
+                by_id[wecom_ids[userid]].customers_lost = int(count)
     return list(by_id.values())
 
 
@@ -147,14 +151,13 @@ async def _unanswered(session: AsyncSession, by_id: dict[int, StaffStats]) -> No
         .group_by(Conversation.assignee_id)
     )
     for staff_id, count in rows.all():
-        by_id[staff_id].unanswered = int(count)
+        if staff_id is not None:
+            by_id[staff_id].unanswered = int(count)
 
 
 def _local_day(session: AsyncSession) -> object:
     if session.get_bind().dialect.name == "postgresql":
-        return cast(
-            func.timezone("Asia/Shanghai", Message.occurred_at), Date
-        )
+        return cast(func.timezone("Asia/Shanghai", Message.occurred_at), Date)
     return func.date(Message.occurred_at, literal_column(f"'+{LOCAL_OFFSET_HOURS} hours'"))
 
 
@@ -188,8 +191,9 @@ async def response_time_per_day(
     """Beijing day → average seconds between a customer's message and the staff reply."""
     rows = (
         await session.execute(
-            select(Message.conversation_id, Message.direction, Message.sender_type,
-                   Message.occurred_at)
+            select(
+                Message.conversation_id, Message.direction, Message.sender_type, Message.occurred_at
+            )
             .where(Message.occurred_at >= since, Message.occurred_at < until)
             .order_by(Message.conversation_id, Message.occurred_at, Message.id)
         )
