@@ -31,6 +31,28 @@ class LiveBus(Protocol):
     def subscribe(self, channel: str) -> AsyncIterator[dict[str, Any]]: ...
 
 
+class _Subscription:
+    """Registered on creation, so nothing published after `subscribe()` is missed."""
+
+    def __init__(self, owner: set[asyncio.Queue[dict[str, Any] | None]]) -> None:
+        self._owner = owner
+        self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(QUEUE_LIMIT)
+        owner.add(self._queue)
+
+    def __aiter__(self) -> _Subscription:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        item = await self._queue.get()
+        if item is None:
+            await self.aclose()
+            raise StopAsyncIteration
+        return item
+
+    async def aclose(self) -> None:
+        self._owner.discard(self._queue)
+
+
 class InProcessBus:
     """Fan-out to the subscribers of this process (embedded mode)."""
 
@@ -45,17 +67,8 @@ class InProcessBus:
                     queue.get_nowait()
             queue.put_nowait(data)
 
-    async def subscribe(self, channel: str) -> AsyncIterator[dict[str, Any]]:
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(QUEUE_LIMIT)
-        self._queues.setdefault(channel, set()).add(queue)
-        try:
-            while True:
-                item = await queue.get()
-                if item is None:
-                    return
-                yield item
-        finally:
-            self._queues.get(channel, set()).discard(queue)
+    def subscribe(self, channel: str) -> _Subscription:
+        return _Subscription(self._queues.setdefault(channel, set()))
 
     def close(self) -> None:
         """End every subscription (application shutdown)."""

@@ -13,7 +13,7 @@ from conversations.models import StaffUser
 from conversations.staff import PasswordPolicyError, change_password
 
 from .deps import DEPS_KEY
-from .policy import ALL_ROLES, allow
+from .policy import ADMINS, ALL_ROLES, allow
 from .render import render
 from .security import user_of, viewer_of
 
@@ -66,17 +66,15 @@ async def password(request: web.Request) -> web.Response:
 
 
 @routes.post("/me/totp/start")
-@allow(ALL_ROLES)
+@allow(ADMINS)
 async def totp_start(request: web.Request) -> web.Response:
-    if viewer_of(request).role != Role.ADMIN:
-        raise web.HTTPForbidden()
     session = await get_session(request)
     session["totp_enrol"] = totp.new_secret()
     raise web.HTTPFound("/me#totp")
 
 
 @routes.post("/me/totp/confirm")
-@allow(ALL_ROLES)
+@allow(ADMINS)
 async def totp_confirm(request: web.Request) -> web.Response:
     """TOTP is switched on only after a code from the app proves the secret was saved."""
     deps = request.app[DEPS_KEY]

@@ -48,5 +48,9 @@ async def enforce_policy(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     roles = roles_of(request.match_info.handler)
     if roles is not None and viewer.role not in roles:
+        if request.path.startswith("/api/"):
+            return web.json_response(
+                {"error": "forbidden", "detail": "your role may not call this"}, status=403
+            )
         raise web.HTTPForbidden(text="your role may not open this page")
     return await handler(request)
