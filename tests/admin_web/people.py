@@ -88,6 +88,8 @@ async def seed_org(system: System, messages: dict[str, list[str]] | None = None)
         account = await s.get(ChannelAccount, system.wecom_account_id)
         assert account is not None
         for i, owner in enumerate(owners):
+            # wecom.app talks to members of the corp: make each customer one
+            system.sim.add_member(system.wecom.corp_id, f"cust_{owner}")
             texts = messages.get(owner, [f"你好，我是{owner}的客户"])
             items = [
                 InboundMessage(
