@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 from markupsafe import Markup, escape
 
 PALETTE = ("#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#dc2626", "#ca8a04")
-W, H, PAD_L, PAD_B, PAD_T = 640, 220, 44, 28, 12
+W, H, PAD_L, PAD_R, PAD_B, PAD_T = 640, 220, 44, 24, 28, 12
+TICKS = 4
 
 
-def _axis(max_value: float, unit: str) -> list[str]:
+def nice_top(value: float) -> float:
+    """An axis top of TICKS round steps (1, 2, 3 or 5 × 10^k each) at or above `value`,
+    so the axis reads 0, 3, 6, 9, 12 and never 0, 2.5, 5 …"""
+    raw = max(value, 1.0) / TICKS
+    magnitude = 10 ** math.floor(math.log10(raw))
+    for step in (1, 2, 3, 5, 10):
+        if step * magnitude >= raw:
+            return float(step * magnitude * TICKS) if step * magnitude >= 1 else float(TICKS)
+    return float(10 * magnitude * TICKS)
+
+
+def _axis(top: float) -> list[str]:
     parts = []
-    for i in range(5):
-        value = max_value * i / 4
-        y = H - PAD_B - (H - PAD_B - PAD_T) * i / 4
+    for i in range(TICKS + 1):
+        value = top * i / TICKS
+        y = H - PAD_B - (H - PAD_B - PAD_T) * i / TICKS
         parts.append(
-            f'<line x1="{PAD_L}" x2="{W - 4}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-            f'<text x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end">{value:.0f}{unit}</text>'
+            f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
+            f'<text x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end">{value:g}</text>'
         )
     return parts
 
@@ -25,14 +38,14 @@ def _axis(max_value: float, unit: str) -> list[str]:
 def stacked_bars(labels: Sequence[str], series: Mapping[str, Sequence[int]], title: str) -> Markup:
     """Stacked bars: one bar per label, one colour per series (e.g. channel)."""
     totals = [sum(values[i] for values in series.values()) for i in range(len(labels))]
-    top: float = max([*totals, 1])
+    top = nice_top(max([*totals, 1]))
     n = max(len(labels), 1)
-    slot = (W - PAD_L - 8) / n
+    slot = (W - PAD_L - PAD_R) / n
     bar = max(slot * 0.7, 1)
     parts = [
         f'<svg viewBox="0 0 {W} {H + 24}" class="chart" role="img" aria-label="{escape(title)}">'
     ]
-    parts += _axis(top, "")
+    parts += _axis(top)
     for i, label in enumerate(labels):
         x = PAD_L + 4 + i * slot
         y: float = H - PAD_B
@@ -62,13 +75,14 @@ def stacked_bars(labels: Sequence[str], series: Mapping[str, Sequence[int]], tit
 def line(labels: Sequence[str], values: Sequence[float | None], title: str, unit: str) -> Markup:
     """A line over days; gaps where there is no value."""
     known = [v for v in values if v is not None]
-    top = max([*known, 1.0])
+    top = nice_top(max([*known, 1.0]))
     n = max(len(labels) - 1, 1)
+    span = W - PAD_L - PAD_R - 8
     parts = [f'<svg viewBox="0 0 {W} {H}" class="chart" role="img" aria-label="{escape(title)}">']
-    parts += _axis(top, unit)
+    parts += _axis(top)
     points: list[str] = []
     for i, v in enumerate(values):
-        x = PAD_L + 4 + (W - PAD_L - 12) * i / n
+        x = PAD_L + 4 + span * i / n
         if v is None:
             if len(points) > 1:
                 parts.append(f'<polyline points="{" ".join(points)}" class="line"/>')
@@ -84,7 +98,7 @@ def line(labels: Sequence[str], values: Sequence[float | None], title: str, unit
         parts.append(f'<polyline points="{" ".join(points)}" class="line"/>')
     for i, label in enumerate(labels):
         if len(labels) <= 16 or i % max(1, len(labels) // 8) == 0:
-            x = PAD_L + 4 + (W - PAD_L - 12) * i / n
+            x = PAD_L + 4 + span * i / n
             parts.append(
                 f'<text x="{x:.1f}" y="{H - 10}" text-anchor="middle">{escape(label)}</text>'
             )

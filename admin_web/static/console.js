@@ -108,6 +108,8 @@
 
   if (body.dataset.live === "1" && "EventSource" in window) {
     const source = new EventSource("/live/events");
+    source.addEventListener("open", function () { body.dataset.liveConnected = "1"; });
+    source.addEventListener("error", function () { body.dataset.liveConnected = "0"; });
     source.addEventListener("message", function (e) {
       const event = JSON.parse(e.data);
       notify(event);

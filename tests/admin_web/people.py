@@ -79,7 +79,10 @@ async def seed_org(system: System, messages: dict[str, list[str]] | None = None)
             org.teams[name] = team.id
     for username, (role, team) in ROLES.items():
         org.staff[username] = await system.add_staff(
-            username, role, PASSWORD, display_name=username.upper(),
+            username,
+            role,
+            PASSWORD,
+            display_name=username.upper(),
             team_id=org.teams[team] if team else None,
         )
     messages = messages or {}
@@ -126,8 +129,13 @@ async def staff_reply(system: System, org: Org, owner: str, text: str, key: str)
         conv = await s.get(Conversation, org.conversations[owner])
         assert conv is not None
         await queue_outbound(
-            s, conv, text=text, purpose=Purpose.REPLY, sender_type=SenderType.STAFF,
-            sender_staff_id=org.staff[owner], idempotency_key=key,
+            s,
+            conv,
+            text=text,
+            purpose=Purpose.REPLY,
+            sender_type=SenderType.STAFF,
+            sender_staff_id=org.staff[owner],
+            idempotency_key=key,
         )
         await index_backlog(s)
 

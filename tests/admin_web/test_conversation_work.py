@@ -25,9 +25,11 @@ async def test_reply_reaches_the_customer_and_switches_to_human(console: System,
     try:
         url = f"{console.base}/conversations/{conv_id}"
         csrf = await csrf_of(http, url)
-        resp = await http.post(f"{url}/reply", data={"_csrf": csrf, "text": "您好，报价单稍后发您",
-                                                      "idempotency_key": "r1"},
-                               allow_redirects=False)
+        resp = await http.post(
+            f"{url}/reply",
+            data={"_csrf": csrf, "text": "您好，报价单稍后发您", "idempotency_key": "r1"},
+            allow_redirects=False,
+        )
         assert resp.status == 302
     finally:
         await http.close()
@@ -47,9 +49,11 @@ async def test_double_submitted_reply_is_queued_once(console: System, org: Org) 
         url = f"{console.base}/conversations/{conv_id}"
         csrf = await csrf_of(http, url)
         for _ in range(2):
-            await http.post(f"{url}/reply", data={"_csrf": csrf, "text": "只发一次",
-                                                  "idempotency_key": "same"},
-                            allow_redirects=False)
+            await http.post(
+                f"{url}/reply",
+                data={"_csrf": csrf, "text": "只发一次", "idempotency_key": "same"},
+                allow_redirects=False,
+            )
     finally:
         await http.close()
     async with console.services.db.reading() as s:
@@ -60,9 +64,19 @@ async def test_double_submitted_reply_is_queued_once(console: System, org: Org) 
 async def test_failed_delivery_shows_its_reason(console: System, org: Org) -> None:
     conv_id = org.conversations["sales_a"]
     async with console.services.db.transaction() as s:
-        s.add(Message(conversation_id=conv_id, account_id=console.wecom_account_id,
-                      direction="out", kind="text", text="失败的消息", sender_type="staff",
-                      status="failed", error_code="81013", status_reason="用户不在应用可见范围"))
+        s.add(
+            Message(
+                conversation_id=conv_id,
+                account_id=console.wecom_account_id,
+                direction="out",
+                kind="text",
+                text="失败的消息",
+                sender_type="staff",
+                status="failed",
+                error_code="81013",
+                status_reason="用户不在应用可见范围",
+            )
+        )
     http = await console.login("sales_a")
     try:
         page = await (await http.get(f"{console.base}/conversations/{conv_id}")).text()
@@ -93,13 +107,17 @@ async def test_sales_cannot_assign_to_another_team(console: System, org: Org) ->
     try:
         url = f"{console.base}/conversations/{conv_id}"
         csrf = await csrf_of(http, url)
-        resp = await http.post(f"{url}/assign", data={"_csrf": csrf,
-                                                      "assignee": str(org.staff["sales_b"])},
-                               allow_redirects=False)
+        resp = await http.post(
+            f"{url}/assign",
+            data={"_csrf": csrf, "assignee": str(org.staff["sales_b"])},
+            allow_redirects=False,
+        )
         assert resp.status == 403
-        ok = await http.post(f"{url}/assign", data={"_csrf": csrf,
-                                                    "assignee": str(org.staff["sales_a2"])},
-                             allow_redirects=False)
+        ok = await http.post(
+            f"{url}/assign",
+            data={"_csrf": csrf, "assignee": str(org.staff["sales_a2"])},
+            allow_redirects=False,
+        )
         assert ok.status == 302
     finally:
         await http.close()
@@ -140,12 +158,19 @@ async def test_quick_reply_variables_are_filled_in_the_conversation(
 ) -> None:
     async with console.services.db.transaction() as s:
         boss = Viewer(org.staff["manager_a"], Role.MANAGER, org.teams["A"])
-        await save_quick_reply(s, boss, shortcut="hello", title="问候",
-                               body="{customer_name}您好，我是{salesperson_name}", shared=True)
+        await save_quick_reply(
+            s,
+            boss,
+            shortcut="hello",
+            title="问候",
+            body="{customer_name}您好，我是{salesperson_name}",
+            shared=True,
+        )
     http = await console.login("sales_a")
     try:
-        page = await (await http.get(
-            f"{console.base}/conversations/{org.conversations['sales_a']}")).text()
+        page = await (
+            await http.get(f"{console.base}/conversations/{org.conversations['sales_a']}")
+        ).text()
     finally:
         await http.close()
     assert "客户sales_a您好，我是SALES_A" in page
@@ -160,11 +185,18 @@ async def test_media_is_served_only_to_those_who_see_the_conversation(
 ) -> None:
     stored = console.services.media.put(b"\x89PNG\r\n\x1a\n" + b"0" * 64, "photo.png")
     async with console.services.db.transaction() as s:
-        msg = Message(conversation_id=org.conversations["sales_a"],
-                      account_id=console.wecom_account_id, direction="in", kind="image", text="",
-                      sender_type="customer", status="received",
-                      payload={"media": {"sha256": stored.sha256, "mime": stored.mime,
-                                         "filename": "photo.png"}})
+        msg = Message(
+            conversation_id=org.conversations["sales_a"],
+            account_id=console.wecom_account_id,
+            direction="in",
+            kind="image",
+            text="",
+            sender_type="customer",
+            status="received",
+            payload={
+                "media": {"sha256": stored.sha256, "mime": stored.mime, "filename": "photo.png"}
+            },
+        )
         s.add(msg)
         await s.flush()
         mid = msg.id

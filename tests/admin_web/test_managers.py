@@ -39,11 +39,13 @@ async def test_export_is_audited_and_readable(console: System) -> None:
     await seed_org(console, {"sales_a": ["想了解报价", "报价发我邮箱"]})
     http = await console.login("admin")
     try:
-        resp = await http.get(f"{console.base}/search/export",
-                              params={"q": "报价", "format": "csv"})
+        resp = await http.get(
+            f"{console.base}/search/export", params={"q": "报价", "format": "csv"}
+        )
         body = (await resp.read()).decode("utf-8-sig")
-        xlsx = await (await http.get(f"{console.base}/search/export",
-                                     params={"q": "报价", "format": "xlsx"})).read()
+        xlsx = await (
+            await http.get(f"{console.base}/search/export", params={"q": "报价", "format": "xlsx"})
+        ).read()
     finally:
         await http.close()
     rows = list(csv.reader(io.StringIO(body)))
@@ -66,20 +68,33 @@ async def test_statistics_measure_response_times_and_unanswered(console: System,
     base = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
     async with console.services.db.transaction() as s:
         conv_a = org.conversations["sales_a"]
-        for minutes, direction, staff in ((10, "out", "sales_a"), (20, "in", None),
-                                         (50, "out", "sales_a")):
-            s.add(Message(conversation_id=conv_a, account_id=console.wecom_account_id,
-                          direction=direction, kind="text", text="x",
-                          sender_type="staff" if staff else "customer",
-                          sender_staff_id=org.staff[staff] if staff else None,
-                          status="sent", occurred_at=base + timedelta(minutes=minutes)))
+        for minutes, direction, staff in (
+            (10, "out", "sales_a"),
+            (20, "in", None),
+            (50, "out", "sales_a"),
+        ):
+            s.add(
+                Message(
+                    conversation_id=conv_a,
+                    account_id=console.wecom_account_id,
+                    direction=direction,
+                    kind="text",
+                    text="x",
+                    sender_type="staff" if staff else "customer",
+                    sender_staff_id=org.staff[staff] if staff else None,
+                    status="sent",
+                    occurred_at=base + timedelta(minutes=minutes),
+                )
+            )
         conv_a2 = await s.get(Conversation, org.conversations["sales_a2"])
         assert conv_a2 is not None
         conv_a2.last_inbound_at = base
     async with console.services.db.reading() as s:
         rows = await staff_statistics(
-            s, Viewer(org.staff["manager_a"], Role.MANAGER, org.teams["A"]),
-            base - timedelta(days=1), base + timedelta(days=1),
+            s,
+            Viewer(org.staff["manager_a"], Role.MANAGER, org.teams["A"]),
+            base - timedelta(days=1),
+            base + timedelta(days=1),
         )
     by_name = {r.name: r for r in rows}
     assert set(by_name) == {"MANAGER_A", "SALES_A", "SALES_A2"}  # team A only
@@ -95,8 +110,10 @@ async def test_statistics_measure_response_times_and_unanswered(console: System,
 async def test_handover_moves_customers_and_conversations(console: System, org: Org) -> None:
     async with console.services.db.transaction() as s:
         record = await hand_over(
-            s, Viewer(org.staff["manager_a"], Role.MANAGER, org.teams["A"]),
-            from_staff_id=org.staff["sales_a"], to_staff_id=org.staff["sales_a2"],
+            s,
+            Viewer(org.staff["manager_a"], Role.MANAGER, org.teams["A"]),
+            from_staff_id=org.staff["sales_a"],
+            to_staff_id=org.staff["sales_a2"],
         )
         assert (record.customers, record.conversations) == (1, 1)
     async with console.services.db.reading() as s:
@@ -114,8 +131,10 @@ async def test_manager_cannot_hand_over_to_another_team(console: System, org: Or
     async with console.services.db.transaction() as s:
         try:
             await hand_over(
-                s, Viewer(org.staff["manager_a"], Role.MANAGER, org.teams["A"]),
-                from_staff_id=org.staff["sales_a"], to_staff_id=org.staff["sales_b"],
+                s,
+                Viewer(org.staff["manager_a"], Role.MANAGER, org.teams["A"]),
+                from_staff_id=org.staff["sales_a"],
+                to_staff_id=org.staff["sales_b"],
             )
         except PermissionError:
             return
@@ -138,9 +157,16 @@ async def test_handover_page_calls_the_transfer_hook(console: System, org: Org) 
     http = await console.login("admin")
     try:
         csrf = await csrf_of(http, f"{console.base}/settings/handover")
-        resp = await http.post(f"{console.base}/settings/handover", data={
-            "_csrf": csrf, "from": str(org.staff["sales_a"]), "to": str(org.staff["sales_a2"]),
-            "deactivate": "1"}, allow_redirects=False)
+        resp = await http.post(
+            f"{console.base}/settings/handover",
+            data={
+                "_csrf": csrf,
+                "from": str(org.staff["sales_a"]),
+                "to": str(org.staff["sales_a2"]),
+                "deactivate": "1",
+            },
+            allow_redirects=False,
+        )
         assert resp.status == 302
     finally:
         await http.close()
@@ -155,8 +181,11 @@ async def test_handover_page_calls_the_transfer_hook(console: System, org: Org) 
 async def test_dashboard_draws_messages_per_day(console: System, org: Org) -> None:
     http = await console.login("manager_a")
     try:
-        page = await (await http.get(f"{console.base}/dashboard",
-                                     params={"from": "2026-11-19", "to": "2026-11-21"})).text()
+        page = await (
+            await http.get(
+                f"{console.base}/dashboard", params={"from": "2026-11-19", "to": "2026-11-21"}
+            )
+        ).text()
     finally:
         await http.close()
     # the four seeded messages of Nov 20 (Beijing) as one bar
@@ -167,17 +196,21 @@ async def test_role_change_is_audited(console: System, org: Org) -> None:
     http = await console.login("admin")
     try:
         csrf = await csrf_of(http, f"{console.base}/settings/users")
-        await http.post(f"{console.base}/settings/users/{org.staff['sales_b']}/role",
-                        data={"_csrf": csrf, "role": "manager", "team": str(org.teams["B"])})
-        audit_page = await (await http.get(f"{console.base}/audit",
-                                           params={"action": "permission_changed"})).text()
+        await http.post(
+            f"{console.base}/settings/users/{org.staff['sales_b']}/role",
+            data={"_csrf": csrf, "role": "manager", "team": str(org.teams["B"])},
+        )
+        audit_page = await (
+            await http.get(f"{console.base}/audit", params={"action": "permission_changed"})
+        ).text()
     finally:
         await http.close()
     async with console.services.db.reading() as s:
         user = await s.get(StaffUser, org.staff["sales_b"])
         assert user is not None and user.role == "manager"
-        entry = (await s.scalars(select(AuditEntry).where(
-            AuditEntry.action == "permission_changed"))).one()
+        entry = (
+            await s.scalars(select(AuditEntry).where(AuditEntry.action == "permission_changed"))
+        ).one()
     assert entry.detail["before"]["role"] == "sales"
     assert "permission_changed" in audit_page
 
@@ -186,12 +219,16 @@ async def test_admin_creates_a_user_with_the_password_policy(console: System, or
     http = await console.login("admin")
     try:
         csrf = await csrf_of(http, f"{console.base}/settings/users")
-        weak = await http.post(f"{console.base}/settings/users", data={
-            "_csrf": csrf, "username": "new1", "password": "short", "role": "sales"},
-            allow_redirects=False)
+        weak = await http.post(
+            f"{console.base}/settings/users",
+            data={"_csrf": csrf, "username": "new1", "password": "short", "role": "sales"},
+            allow_redirects=False,
+        )
         assert weak.headers["Location"].endswith("error=password")
-        await http.post(f"{console.base}/settings/users", data={
-            "_csrf": csrf, "username": "new1", "password": "long-enough-1", "role": "sales"})
+        await http.post(
+            f"{console.base}/settings/users",
+            data={"_csrf": csrf, "username": "new1", "password": "long-enough-1", "role": "sales"},
+        )
     finally:
         await http.close()
     async with console.services.db.reading() as s:

@@ -109,8 +109,14 @@ def test_matrix_names_every_route(console: System) -> None:
 async def _params(console: System, org: Org) -> dict[str, str]:
     """Path parameters pointing at things every allowed role may touch harmlessly."""
     async with console.services.db.transaction() as s:
-        spare = ChannelAccount(kind="wecom.app", name="spare", config={}, secrets={},
-                               callback_token="spare-token", enabled=False)
+        spare = ChannelAccount(
+            kind="wecom.app",
+            name="spare",
+            config={},
+            secrets={},
+            callback_token="spare-token",
+            enabled=False,
+        )
         s.add(spare)
         await s.flush()
         message_id = await s.scalar(
@@ -146,7 +152,9 @@ async def test_each_route_allows_exactly_its_roles(
     params = await _params(console, org)
     token = await api_token(console, role_user)
     http = await console.login(role_user)
-    csrf = re.search(r'name="_csrf" value="([^"]+)"', await (await http.get(f"{console.base}/me")).text())
+    csrf = re.search(
+        r'name="_csrf" value="([^"]+)"', await (await http.get(f"{console.base}/me")).text()
+    )
     assert csrf
     wrong: list[str] = []
     # logging out ends the session: last
@@ -161,12 +169,15 @@ async def test_each_route_allows_exactly_its_roles(
             if path.startswith("/api/"):
                 headers = bearer(token)
             kwargs = {"json": {}} if path.startswith("/api/") and method == "POST" else {"data": {}}
-            async with http.request(method, url, headers=headers, allow_redirects=False,
-                                    **kwargs) as resp:  # type: ignore[arg-type]
+            async with http.request(
+                method, url, headers=headers, allow_redirects=False, **kwargs
+            ) as resp:  # type: ignore[arg-type]
                 status = resp.status
             denied = status == 403
             if status == 401 or (role in allowed) == denied:
-                wrong.append(f"{method} {path}: {status} ({'allowed' if role in allowed else 'denied'} expected)")
+                wrong.append(
+                    f"{method} {path}: {status} ({'allowed' if role in allowed else 'denied'} expected)"
+                )
     finally:
         await http.close()
     assert wrong == []

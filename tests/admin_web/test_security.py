@@ -30,15 +30,22 @@ async def test_admin_with_totp_needs_the_code_to_log_in(console: System, org: Or
         admin.totp_secret = secret
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         csrf = await csrf_of(http, f"{console.base}/login")
-        resp = await http.post(f"{console.base}/login", data={
-            "_csrf": csrf, "username": "admin", "password": PASSWORD, "next": "/inbox"},
-            allow_redirects=False)
+        resp = await http.post(
+            f"{console.base}/login",
+            data={"_csrf": csrf, "username": "admin", "password": PASSWORD, "next": "/inbox"},
+            allow_redirects=False,
+        )
         assert resp.headers["Location"] == "/login/totp"
         csrf = await csrf_of(http, f"{console.base}/login/totp")
-        wrong = await http.post(f"{console.base}/login/totp", data={"_csrf": csrf, "code": "000000"})
+        wrong = await http.post(
+            f"{console.base}/login/totp", data={"_csrf": csrf, "code": "000000"}
+        )
         assert wrong.status == 401
-        ok = await http.post(f"{console.base}/login/totp", data={
-            "_csrf": csrf, "code": totp.code_at(secret, time.time())}, allow_redirects=False)
+        ok = await http.post(
+            f"{console.base}/login/totp",
+            data={"_csrf": csrf, "code": totp.code_at(secret, time.time())},
+            allow_redirects=False,
+        )
         assert ok.headers["Location"] == "/inbox"
         assert (await http.get(f"{console.base}/inbox", allow_redirects=False)).status == 200
 
@@ -50,9 +57,11 @@ async def test_password_alone_does_not_log_in_a_totp_admin(console: System, org:
         admin.totp_secret = totp.new_secret()
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         csrf = await csrf_of(http, f"{console.base}/login")
-        await http.post(f"{console.base}/login", data={
-            "_csrf": csrf, "username": "admin", "password": PASSWORD, "next": "/inbox"},
-            allow_redirects=False)
+        await http.post(
+            f"{console.base}/login",
+            data={"_csrf": csrf, "username": "admin", "password": PASSWORD, "next": "/inbox"},
+            allow_redirects=False,
+        )
         resp = await http.get(f"{console.base}/inbox", allow_redirects=False)
         assert resp.status == 302 and resp.headers["Location"].startswith("/login")
 
@@ -61,13 +70,27 @@ async def test_password_change_checks_the_current_password(console: System, org:
     http = await console.login("sales_a")
     try:
         csrf = await csrf_of(http, f"{console.base}/me")
-        wrong = await http.post(f"{console.base}/me/password", data={
-            "_csrf": csrf, "current": "nope", "new": "brand-new-pass-9", "repeat": "brand-new-pass-9"},
-            allow_redirects=False)
+        wrong = await http.post(
+            f"{console.base}/me/password",
+            data={
+                "_csrf": csrf,
+                "current": "nope",
+                "new": "brand-new-pass-9",
+                "repeat": "brand-new-pass-9",
+            },
+            allow_redirects=False,
+        )
         assert wrong.headers["Location"] == "/me?m=wrong"
-        ok = await http.post(f"{console.base}/me/password", data={
-            "_csrf": csrf, "current": PASSWORD, "new": "brand-new-pass-9",
-            "repeat": "brand-new-pass-9"}, allow_redirects=False)
+        ok = await http.post(
+            f"{console.base}/me/password",
+            data={
+                "_csrf": csrf,
+                "current": PASSWORD,
+                "new": "brand-new-pass-9",
+                "repeat": "brand-new-pass-9",
+            },
+            allow_redirects=False,
+        )
         assert ok.headers["Location"] == "/me?m=password"
     finally:
         await http.close()
@@ -93,16 +116,23 @@ async def test_api_reply_and_search(console: System, org: Org) -> None:
     token = await api_token(console, "sales_a")
     conv = org.conversations["sales_a"]
     async with aiohttp.ClientSession() as http:
-        sent = await http.post(f"{console.base}/api/v1/conversations/{conv}/messages",
-                               json={"text": "API 发来的报价", "idempotency_key": "a1"},
-                               headers=bearer(token))
+        sent = await http.post(
+            f"{console.base}/api/v1/conversations/{conv}/messages",
+            json={"text": "API 发来的报价", "idempotency_key": "a1"},
+            headers=bearer(token),
+        )
         assert sent.status == 201
-        again = await http.post(f"{console.base}/api/v1/conversations/{conv}/messages",
-                                json={"text": "API 发来的报价", "idempotency_key": "a1"},
-                                headers=bearer(token))
+        again = await http.post(
+            f"{console.base}/api/v1/conversations/{conv}/messages",
+            json={"text": "API 发来的报价", "idempotency_key": "a1"},
+            headers=bearer(token),
+        )
         assert (await again.json()) == {"duplicate": True}
-        found = await (await http.get(f"{console.base}/api/v1/search", params={"q": "报价"},
-                                      headers=bearer(token))).json()
+        found = await (
+            await http.get(
+                f"{console.base}/api/v1/search", params={"q": "报价"}, headers=bearer(token)
+            )
+        ).json()
     assert [i["text"] for i in found["items"]] == ["API 发来的报价"]
 
 
@@ -110,8 +140,8 @@ async def test_unsafe_request_without_csrf_is_refused(console: System, org: Org)
     http = await console.login("sales_a")
     try:
         resp = await http.post(
-            f"{console.base}/conversations/{org.conversations['sales_a']}/notes",
-            data={"text": "x"})
+            f"{console.base}/conversations/{org.conversations['sales_a']}/notes", data={"text": "x"}
+        )
         assert resp.status == 403
     finally:
         await http.close()

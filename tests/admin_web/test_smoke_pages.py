@@ -8,8 +8,16 @@ from tests.admin_web.people import PASSWORD, Org
 from tests.system import System
 
 PAGES = [
-    "/inbox", "/search?q=你好", "/dashboard", "/stats/staff", "/settings/accounts",
-    "/settings/users", "/settings/handover", "/audit", "/me", "/quick-replies",
+    "/inbox",
+    "/search?q=你好",
+    "/dashboard",
+    "/stats/staff",
+    "/settings/accounts",
+    "/settings/users",
+    "/settings/handover",
+    "/audit",
+    "/me",
+    "/quick-replies",
 ]
 
 

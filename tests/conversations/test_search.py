@@ -95,8 +95,10 @@ async def test_search_filters_by_date(db: Database) -> None:
 async def test_search_stays_within_the_viewers_scope(db: Database) -> None:
     convs = await _seed(db, {"mine": ["我的客户问价格"], "theirs": ["别人的客户问价格"]})
     async with db.transaction() as s:
-        me, other = StaffUser(username="me", display_name="me", password_hash="x", role="sales"), \
-            StaffUser(username="o", display_name="o", password_hash="x", role="sales")
+        me, other = (
+            StaffUser(username="me", display_name="me", password_hash="x", role="sales"),
+            StaffUser(username="o", display_name="o", password_hash="x", role="sales"),
+        )
         s.add_all([me, other])
         await s.flush()
         for key, owner in (("mine", me), ("theirs", other)):
@@ -106,9 +108,7 @@ async def test_search_stays_within_the_viewers_scope(db: Database) -> None:
         me_id = me.id
     async with db.reading() as s:
         hits = await search_messages(s, Viewer(me_id, Role.SALES), SearchFilter(query="价格"))
-        by_staff = await search_messages(
-            s, ADMIN, SearchFilter(query="价格", staff_id=me_id)
-        )
+        by_staff = await search_messages(s, ADMIN, SearchFilter(query="价格", staff_id=me_id))
     assert [h.text for h in hits] == ["我的客户问价格"]
     assert [h.text for h in by_staff] == ["我的客户问价格"]
 
