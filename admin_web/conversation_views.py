@@ -31,7 +31,7 @@ from .forms import denied, int_or_none
 from .i18n import gettext
 from .live import notify_message
 from .policy import STAFF, allow
-from .render import render
+from .render import panels, render
 from .security import DENIED_CONVERSATION, user_of, viewer_of
 
 routes = web.RouteTableDef()
@@ -129,6 +129,7 @@ async def conversation_page(request: web.Request) -> web.Response:
             "labels": deps.channel_labels,
             "error": request.query.get("error"),
             "idempotency_key": uuid.uuid4().hex,
+            "panels": panels([await p(request, conversation_id) for p in deps.conversation_panels]),
         },
     )
 

@@ -13,7 +13,7 @@ from conversations.models import ChannelAccount, Conversation, Customer, Identit
 from .deps import DEPS_KEY
 from .i18n import gettext
 from .policy import STAFF, allow
-from .render import render
+from .render import panels, render
 from .security import viewer_of
 
 routes = web.RouteTableDef()
@@ -72,5 +72,6 @@ async def customer_page(request: web.Request) -> web.Response:
             "conversations": conversations,
             "suppressions": suppressions,
             "labels": deps.channel_labels,
+            "panels": panels([await p(request, customer_id) for p in deps.customer_panels]),
         },
     )

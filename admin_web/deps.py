@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from aiohttp import web
+from sqlalchemy import ColumnElement
 
 from channels.media import MediaStore
 from channels.state import SharedState
@@ -35,6 +37,22 @@ class NavEntry:
     label_en: str
     roles: frozenset[str]  # Role values allowed to see the entry
     order: int = 100
+
+
+# A section another package renders into a console page (tags on the customer page,
+# auto-reply and broadcast charts on the dashboard …). Returns HTML (already escaped,
+# e.g. from its own aiohttp_jinja2 template) or None to show nothing.
+CustomerPanel = Callable[[web.Request, int], Awaitable[str | None]]  # customer id
+ConversationPanel = Callable[[web.Request, int], Awaitable[str | None]]  # conversation id
+DashboardPanel = Callable[[web.Request, datetime, datetime], Awaitable[str | None]]
+
+
+class InboxFilterHook(Protocol):
+    """An extra inbox filter (e.g. by tag): a form control and the condition it selects."""
+
+    async def control(self, request: web.Request) -> str: ...
+
+    def condition(self, request: web.Request) -> ColumnElement[bool] | None: ...
 
 
 @dataclass(frozen=True)
@@ -68,6 +86,11 @@ class ConsoleDeps:
     forget_account: Callable[[int], None] | None = None
     # provider side of a departed salesperson's hand-over (WeCom transfer_customer)
     customer_transfer: CustomerTransfer | None = None
+    # sections other packages add to pages (see CustomerPanel and friends above)
+    customer_panels: list[CustomerPanel] = field(default_factory=list)
+    conversation_panels: list[ConversationPanel] = field(default_factory=list)
+    dashboard_panels: list[DashboardPanel] = field(default_factory=list)
+    inbox_filters: list[InboxFilterHook] = field(default_factory=list)
 
 
 DEPS_KEY = web.AppKey("crmbot_console_deps", ConsoleDeps)

@@ -12,7 +12,7 @@ from .deps import DEPS_KEY
 from .forms import int_or_none
 from .live import stream_events
 from .policy import ALL_ROLES, STAFF, allow
-from .render import render
+from .render import panels, render
 from .security import viewer_of
 
 routes = web.RouteTableDef()
@@ -30,6 +30,8 @@ async def home(request: web.Request) -> web.Response:
 
 def _filter(request: web.Request) -> tuple[str, InboxFilter]:
     q = request.query
+    hooks = request.app[DEPS_KEY].inbox_filters
+    extra = tuple(c for c in (h.condition(request) for h in hooks) if c is not None)
     scope = q.get("scope", "all") if q.get("scope") in SCOPES else "all"
     return scope, InboxFilter(
         account_id=int_or_none(q.get("account")),
@@ -38,6 +40,7 @@ def _filter(request: web.Request) -> tuple[str, InboxFilter]:
         unassigned_only=scope == "unassigned",
         status=q.get("status") if q.get("status") in ("open", "closed") else None,
         mode=q.get("mode") if q.get("mode") in ("bot", "human") else None,
+        extra=extra,
     )
 
 
@@ -57,6 +60,7 @@ async def inbox_page(request: web.Request) -> web.Response:
         "flt": flt,
         "kinds": sorted({a.kind for a in accounts}),
         "labels": deps.channel_labels,
+        "extra_filters": panels([await h.control(request) for h in deps.inbox_filters]),
     }
     # the live script re-fetches just the list when an event arrives
     template = "inbox_list.html" if request.query.get("partial") else "inbox.html"

@@ -18,7 +18,7 @@ from .deps import DEPS_KEY
 from .forms import day_end, day_start
 from .i18n import current_locale, gettext
 from .policy import MANAGERS, allow
-from .render import render
+from .render import panels, render
 from .security import viewer_of
 
 routes = web.RouteTableDef()
@@ -58,6 +58,7 @@ async def dashboard(request: web.Request) -> web.Response:
             "total_messages": sum(sum(v) for v in series.values()),
             "since": since,
             "until": until,
+            "panels": panels([await p(request, since, until) for p in deps.dashboard_panels]),
         },
     )
 

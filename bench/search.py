@@ -97,7 +97,7 @@ def load_sqlite(path: Path, n: int) -> float:
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=OFF")
-    _base_rows(conn.executemany, "?")
+    _base_rows(conn)
     rows = messages(n)
     while True:
         chunk = [r for _, r in zip(range(50_000), rows, strict=False)]
@@ -122,26 +122,27 @@ def load_sqlite(path: Path, n: int) -> float:
     return time.perf_counter() - started
 
 
-def _base_rows(executemany: Any, mark: str) -> None:
+def _base_rows(conn: sqlite3.Connection) -> None:
+    executemany = conn.executemany
     now = START.strftime("%Y-%m-%d %H:%M:%S")
     executemany(
-        f"INSERT INTO channel_accounts (id, kind, name, config, secrets, callback_token, enabled, "
-        f"created_at) VALUES ({', '.join([mark] * 8)})",
+        "INSERT INTO channel_accounts (id, kind, name, config, secrets, callback_token, enabled, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [(1, "wecom.app", "bench", "{}", "{}", "bench-token", 1, now)],
     )
     executemany(
-        f"INSERT INTO customers (id, display_name, profile, created_at, updated_at) "
-        f"VALUES ({', '.join([mark] * 5)})",
+        "INSERT INTO customers (id, display_name, profile, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?)",
         [(i, f"客户{i}", "{}", now, now) for i in range(1, CONVERSATIONS + 1)],
     )
     executemany(
-        f"INSERT INTO identities (id, customer_id, channel_kind, account_id, external_id, "
-        f"created_at) VALUES ({', '.join([mark] * 6)})",
+        "INSERT INTO identities (id, customer_id, channel_kind, account_id, external_id, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?)",
         [(i, i, "wecom.app", 1, f"user{i}", now) for i in range(1, CONVERSATIONS + 1)],
     )
     executemany(
-        f"INSERT INTO conversations (id, customer_id, account_id, identity_id, status, mode, "
-        f"last_preview, unread_count, created_at) VALUES ({', '.join([mark] * 9)})",
+        "INSERT INTO conversations (id, customer_id, account_id, identity_id, status, mode, "
+        "last_preview, unread_count, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(i, i, 1, i, "open", "bot", "", 0, now) for i in range(1, CONVERSATIONS + 1)],
     )
 
@@ -292,7 +293,7 @@ def tokenise_rate(sample: int = 5_000) -> float:
 async def run(n: int, stores: list[str], k: int, pg_url: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {"messages": n, "page_size": 20, "jieba_messages_per_s": tokenise_rate()}
     with tempfile.TemporaryDirectory(prefix="crmbot-search-") as tmp:
-        os.chmod(tmp, 0o755)  # the postgres user walks into its cluster directory
+        os.chmod(tmp, 0o755)  # noqa: S103  (the postgres user walks into its cluster directory)
         if "sqlite" in stores:
             path = Path(tmp) / "search.db"
             url = f"sqlite+aiosqlite:///{path}"

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .access import AccessDenied, Viewer, can_view, conversation_scope
@@ -40,6 +40,8 @@ class InboxFilter:
     mode: str | None = None
     limit: int = 50
     offset: int = 0
+    # more conditions from other packages (e.g. tagging: "customer has tag X")
+    extra: tuple[ColumnElement[bool], ...] = ()
 
 
 async def inbox(session: AsyncSession, viewer: Viewer, flt: InboxFilter) -> list[InboxRow]:
@@ -80,6 +82,8 @@ async def inbox(session: AsyncSession, viewer: Viewer, flt: InboxFilter) -> list
         query = query.where(Conversation.status == flt.status)
     if flt.mode:
         query = query.where(Conversation.mode == flt.mode)
+    for condition in flt.extra:
+        query = query.where(condition)
     rows = (await session.execute(query)).all()
     return [InboxRow(*row) for row in rows]
 
