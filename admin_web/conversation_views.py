@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations import workflow
-from conversations.access import AccessDenied, Viewer, conversation_scope
+from conversations.access import AccessDenied, Role, Viewer, conversation_scope
 from conversations.actions import mark_read, queue_outbound
 from conversations.models import ChannelAccount, Conversation, Customer, Message, StaffUser
 from conversations.notes import (
@@ -169,7 +169,7 @@ async def reply(request: web.Request) -> web.Response:
     key = str(form.get("idempotency_key") or uuid.uuid4().hex)[:64]
     async with deps.db.transaction() as s:
         conv = await _open(request, s, conversation_id)
-        if conv.assignee_id is None and viewer.role.value == "sales":
+        if conv.assignee_id is None and viewer.role == Role.SALES:
             conv.assignee_id = viewer.staff_id  # replying to an unassigned customer takes it
         if conv.mode != "human":
             await workflow.set_mode(s, viewer, conversation_id, "human")

@@ -4,7 +4,7 @@ tagging and broadcast packages fill their sections through template blocks."""
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from conversations.access import Role, conversation_scope
 from conversations.consent import Suppression
@@ -52,16 +52,8 @@ async def customer_page(request: web.Request) -> web.Response:
         addresses = [a for a in (customer.phone, customer.email) if a]
         addresses += [i.external_id for i, _ in identities]
         suppressions = (
-            (
-                await s.scalars(
-                    select(Suppression).where(
-                        or_(Suppression.address.in_(addresses), Suppression.address == "")
-                    )
-                )
-            ).all()
-            if addresses
-            else []
-        )
+            await s.scalars(select(Suppression).where(Suppression.address.in_(addresses)))
+        ).all()
     return await render(
         request,
         "customer.html",

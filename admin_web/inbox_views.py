@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import select
 
+from conversations.access import Role
 from conversations.models import ChannelAccount
 from conversations.queries import InboxFilter, inbox
 
@@ -23,7 +24,7 @@ SCOPES = ("all", "mine", "unassigned")
 @allow(ALL_ROLES)
 async def home(request: web.Request) -> web.Response:
     # marketers have no inbox: they land on what the campaign packages add
-    if viewer_of(request).role.value == "marketer":
+    if viewer_of(request).role == Role.MARKETER:
         raise web.HTTPFound("/me")
     raise web.HTTPFound("/inbox")
 

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .access import AccessDenied, Role, Viewer, conversation_scope
-from .db import Base
+from .db import Base, Database
 from .handlers import MessageContext
 from .models import ChannelAccount, Conversation, Customer, Message, StaffUser
 
@@ -256,3 +256,14 @@ async def search_messages(
     if flt.until is not None:
         query = query.where(Message.occurred_at < flt.until)
     return [SearchHit(*row) for row in (await session.execute(query)).all()]
+
+
+async def catch_up(db: Database, batch: int = 500) -> int:
+    """Index everything `index_backlog` finds, a batch per transaction; for a periodic job."""
+    total = 0
+    while True:
+        async with db.transaction() as s:
+            done = await index_backlog(s, batch=batch)
+        total += done
+        if done < batch:
+            return total

@@ -44,10 +44,12 @@ async def test_pages_show_other_packages_sections(console: System, org: Org) -> 
     deps.dashboard_panels.append(broadcasts)
     http = await console.login("admin")
     try:
-        customer = await (await http.get(
-            f"{console.base}/customers/{org.customers['sales_a']}")).text()
-        conversation = await (await http.get(
-            f"{console.base}/conversations/{org.conversations['sales_a']}")).text()
+        customer = await (
+            await http.get(f"{console.base}/customers/{org.customers['sales_a']}")
+        ).text()
+        conversation = await (
+            await http.get(f"{console.base}/conversations/{org.conversations['sales_a']}")
+        ).text()
         dashboard = await (await http.get(f"{console.base}/dashboard")).text()
     finally:
         await http.close()

@@ -134,3 +134,20 @@ async def test_reindexing_a_message_replaces_its_words(db: Database) -> None:
     async with db.reading() as s:
         assert await search_messages(s, ADMIN, SearchFilter(query="价格")) == []
         assert len(await search_messages(s, ADMIN, SearchFilter(query="折扣"))) == 1
+
+
+async def test_catch_up_indexes_messages_written_outside_the_pipeline(db: Database) -> None:
+    from conversations.actions import queue_outbound
+    from conversations.search import catch_up
+    from conversations.types import Purpose
+
+    convs = await _seed(db, {"c1": ["你好"]})
+    async with db.transaction() as s:
+        conv = await s.get(Conversation, convs["c1"])
+        assert conv is not None
+        await queue_outbound(s, conv, text="这是报价单", purpose=Purpose.REPLY, idempotency_key="k")
+    assert await catch_up(db) == 1
+    async with db.reading() as s:
+        assert [h.text for h in await search_messages(s, ADMIN, SearchFilter(query="报价单"))] == [
+            "这是报价单"
+        ]
