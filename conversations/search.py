@@ -241,7 +241,9 @@ async def search_messages(
         .join(ChannelAccount, ChannelAccount.id == Message.account_id)
         .outerjoin(assignee, assignee.c.id == Conversation.assignee_id)
         .where(conversation_scope(viewer))
-        .order_by(Message.id.desc())
+        # SQLite: ordering by the FTS rowid lets FTS5 hand rows over newest first, so the
+        # join stops after a page instead of sorting every match (same ids as messages)
+        .order_by(hits.c.mid.desc() if dialect == "sqlite" else Message.id.desc())
         .limit(flt.limit)
         .offset(flt.offset)
     )
