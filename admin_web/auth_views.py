@@ -8,12 +8,14 @@ from aiohttp import web
 from aiohttp_session import get_session, new_session
 from sqlalchemy import select
 
+from conversations import totp
 from conversations.actions import audit
 from conversations.models import StaffUser
 from conversations.staff import verify_password
 
 from .deps import DEPS_KEY
 from .i18n import LOCALES, gettext
+from .policy import ALL_ROLES, PUBLIC, allow
 from .render import render
 from .security import LOGIN_ATTEMPTS_PER_MINUTE, user_of
 
@@ -29,11 +31,13 @@ def _safe_next(target: str | None) -> str:
 
 
 @routes.get("/login")
+@allow(PUBLIC)
 async def login_form(request: web.Request) -> web.Response:
     return await render(request, "login.html", {"next": _safe_next(request.query.get("next"))})
 
 
 @routes.post("/login")
+@allow(PUBLIC)
 async def login(request: web.Request) -> web.Response:
     deps = request.app[DEPS_KEY]
     form = await request.post()
@@ -71,11 +75,60 @@ async def login(request: web.Request) -> web.Response:
             status=401,
         )
     session = await new_session(request)  # a fresh session id: no fixation
+    if user.totp_secret:
+        # the password was right; the session becomes a login only with the code
+        session["totp_uid"] = user.id
+        session["totp_next"] = target
+        raise web.HTTPFound("/login/totp")
     session["uid"] = user.id
     raise web.HTTPFound(target)
 
 
+@routes.get("/login/totp")
+@allow(PUBLIC)
+async def totp_form(request: web.Request) -> web.Response:
+    session = await get_session(request)
+    if not isinstance(session.get("totp_uid"), int):
+        raise web.HTTPFound("/login")
+    return await render(request, "login_totp.html", {})
+
+
+@routes.post("/login/totp")
+@allow(PUBLIC)
+async def totp_check(request: web.Request) -> web.Response:
+    deps = request.app[DEPS_KEY]
+    session = await get_session(request)
+    uid = session.get("totp_uid")
+    if not isinstance(uid, int):
+        raise web.HTTPFound("/login")
+    wait = await deps.state.take(
+        f"totp:{uid}", rate=LOGIN_ATTEMPTS_PER_MINUTE / 60, burst=LOGIN_ATTEMPTS_PER_MINUTE
+    )
+    if wait > 0:
+        return await render(
+            request,
+            "login_totp.html",
+            {"error": gettext("Too many attempts. Try again in a minute.")},
+            status=429,
+        )
+    code = str((await request.post()).get("code", ""))
+    async with deps.db.transaction() as s:
+        user = await s.get(StaffUser, uid)
+        ok = user is not None and user.active and bool(user.totp_secret)
+        ok = ok and user is not None and totp.verify(str(user.totp_secret), code)
+        await audit(s, "login" if ok else "login_totp_failed", actor_id=uid, ip=request.remote)
+    if not ok:
+        return await render(
+            request, "login_totp.html", {"error": gettext("Wrong code.")}, status=401
+        )
+    target = _safe_next(str(session.get("totp_next", "")))
+    session = await new_session(request)
+    session["uid"] = uid
+    raise web.HTTPFound(target)
+
+
 @routes.post("/logout")
+@allow(ALL_ROLES)
 async def logout(request: web.Request) -> web.Response:
     session = await get_session(request)
     session.invalidate()
@@ -83,6 +136,7 @@ async def logout(request: web.Request) -> web.Response:
 
 
 @routes.post("/lang")
+@allow(ALL_ROLES)
 async def switch_language(request: web.Request) -> web.Response:
     deps = request.app[DEPS_KEY]
     form = await request.post()

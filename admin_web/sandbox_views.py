@@ -6,12 +6,14 @@ from aiohttp import web
 
 from .deps import DEPS_KEY
 from .i18n import gettext
+from .policy import STAFF, allow
 from .render import render
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/sandbox")
+@allow(STAFF)
 async def sandbox_page(request: web.Request) -> web.Response:
     sim = request.app[DEPS_KEY].simulator
     if sim is None:
@@ -28,6 +30,7 @@ async def sandbox_page(request: web.Request) -> web.Response:
 
 
 @routes.post("/sandbox/send")
+@allow(STAFF)
 async def sandbox_send(request: web.Request) -> web.Response:
     sim = request.app[DEPS_KEY].simulator
     if sim is None:

@@ -37,6 +37,8 @@ LOGIN_ATTEMPTS_PER_MINUTE = 5
 
 VIEWER_KEY = web.RequestKey("viewer", Viewer)
 USER_KEY = web.RequestKey("user", StaffUser)
+# set by a view that refused a conversation; audit_denials records it after the rollback
+DENIED_CONVERSATION = web.RequestKey("denied_conversation", int)
 
 
 def install_sessions(app: web.Application, secret_key: str) -> None:
@@ -116,6 +118,53 @@ async def csrf_protect(request: web.Request, handler: Handler) -> web.StreamResp
         if not isinstance(expected, str) or not sent or not hmac.compare_digest(expected, sent):
             raise web.HTTPForbidden(text="CSRF token missing or wrong; reload the page")
     return await handler(request)
+
+
+API_PREFIX = "/api/v1/"
+API_PUBLIC = ("/api/v1/openapi.yaml",)
+
+
+@web.middleware
+async def authenticate_api(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bearer API tokens for /api/v1: the token's user, with that user's role."""
+    if not request.path.startswith(API_PREFIX) or request.path in API_PUBLIC:
+        return await handler(request)
+    from conversations.api_tokens import user_for_token
+
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    user: StaffUser | None = None
+    if scheme.lower() == "bearer" and token.strip():
+        deps = request.app[DEPS_KEY]
+        async with deps.db.transaction() as s:
+            user = await user_for_token(s, token.strip())
+    if user is None:
+        return web.json_response(
+            {"error": "unauthorized", "detail": "a valid API token is required"},
+            status=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    request[USER_KEY] = user
+    request[VIEWER_KEY] = Viewer(staff_id=user.id, role=Role(user.role), team_id=user.team_id)
+    current_locale.set(negotiate(user.locale, request.headers.get("Accept-Language")))
+    return await handler(request)
+
+
+@web.middleware
+async def audit_denials(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Record refused conversation reads in their own transaction: the view's own
+    transaction rolled back with the 403 it raised."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        conversation_id = request.get(DENIED_CONVERSATION)
+        viewer = request.get(VIEWER_KEY)
+        if conversation_id is not None and viewer is not None:
+            from conversations.queries import record_denial
+
+            async with request.app[DEPS_KEY].db.transaction() as s:
+                await record_denial(s, viewer, conversation_id, request.remote)
+        raise
 
 
 def viewer_of(request: web.Request) -> Viewer:

@@ -44,11 +44,16 @@ def conversation_scope(viewer: Viewer) -> ColumnElement[bool]:
 
 
 def can_view(viewer: Viewer, conversation: Conversation, assignee_team: int | None) -> bool:
+    return can_view_assigned(viewer, conversation.assignee_id, assignee_team)
+
+
+def can_view_assigned(viewer: Viewer, assignee_id: int | None, assignee_team: int | None) -> bool:
+    """The same rule as `conversation_scope`, for a conversation known by its assignee."""
     if viewer.role == Role.ADMIN:
         return True
     if viewer.role == Role.MARKETER:
         return False
-    if conversation.assignee_id is None or conversation.assignee_id == viewer.staff_id:
+    if assignee_id is None or assignee_id == viewer.staff_id:
         return True
     return (
         viewer.role == Role.MANAGER

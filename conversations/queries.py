@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .access import AccessDenied, Viewer, can_view, conversation_scope
+from .actions import audit
 from .models import ChannelAccount, Conversation, Customer, Message, StaffUser
 
 
@@ -39,6 +40,8 @@ class InboxFilter:
     mode: str | None = None
     limit: int = 50
     offset: int = 0
+    # more conditions from other packages (e.g. tagging: "customer has tag X")
+    extra: tuple[ColumnElement[bool], ...] = ()
 
 
 async def inbox(session: AsyncSession, viewer: Viewer, flt: InboxFilter) -> list[InboxRow]:
@@ -79,6 +82,8 @@ async def inbox(session: AsyncSession, viewer: Viewer, flt: InboxFilter) -> list
         query = query.where(Conversation.status == flt.status)
     if flt.mode:
         query = query.where(Conversation.mode == flt.mode)
+    for condition in flt.extra:
+        query = query.where(condition)
     rows = (await session.execute(query)).all()
     return [InboxRow(*row) for row in rows]
 
@@ -119,3 +124,41 @@ async def history(
         .limit(limit)
     )
     return list(reversed(rows.all()))
+
+
+async def open_conversation(
+    session: AsyncSession,
+    viewer: Viewer,
+    conversation_id: int,
+    *,
+    ip: str | None = None,
+    record_view: bool = False,
+) -> Conversation:
+    """`visible_conversation`, recording in the audit log a read of someone else's
+    conversation when `record_view` (issue 9). A denial is recorded by the caller with
+    `record_denial` after this transaction rolled back."""
+    conv = await visible_conversation(session, viewer, conversation_id)
+    if record_view and conv.assignee_id not in (None, viewer.staff_id):
+        await audit(
+            session,
+            "conversation_viewed",
+            actor_id=viewer.staff_id,
+            target_type="conversation",
+            target_id=conversation_id,
+            detail={"assignee": conv.assignee_id},
+            ip=ip,
+        )
+    return conv
+
+
+async def record_denial(
+    session: AsyncSession, viewer: Viewer, conversation_id: int, ip: str | None = None
+) -> None:
+    await audit(
+        session,
+        "conversation_denied",
+        actor_id=viewer.staff_id,
+        target_type="conversation",
+        target_id=conversation_id,
+        ip=ip,
+    )
