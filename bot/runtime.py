@@ -17,6 +17,7 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError
 
+from admin_web.live import InProcessBus, LiveBus, notify_message, pipeline_hook
 from broadcasts.audience import AudienceRegistry
 from broadcasts.policy import PolicyRegistry
 from channels.base import ChannelContext, PullAdapter
@@ -27,11 +28,13 @@ from channels.registry import AdapterRegistry, default_registry
 from channels.state import MemoryState, SharedState
 from conversations.db import Database, create_engine
 from conversations.models import DeadLetter
+from conversations.search import catch_up
 
 from .accounts import AccountDirectory
 from .audiences import register_tagging_audiences
 from .callbacks import CallbackRoutes
 from .config import Settings
+from .fanout import RedisFanout
 from .ingest import IngestBatcher
 from .leader import Lease, serve_as_leader
 from .metrics import LEADER, MetricsEndpoint, outbox_refresher, queue_refresher
@@ -42,7 +45,7 @@ from .queue import InProcessQueue, WorkQueue
 from .scheduler import broadcast_settings, build_engine, build_throttle, run_scheduler
 from .secrets import SecretBox
 from .supervisor import Supervisor
-from .wiring import build_handlers
+from .wiring import build_handlers, console_nav
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +147,25 @@ async def build_services(
     async def wake_dispatcher(_kind: str, _id: int) -> None:
         dispatcher.wake()
 
-    pipeline = Pipeline(db, queue, registry, build_handlers(), after_commit=[wake_dispatcher])
-    return Services(
+    # live updates for the console: in-process, or Redis pub/sub across web processes
+    live: LiveBus = InProcessBus()
+    redis_client = getattr(state, "redis", None)
+    if redis_client is not None:
+        live = RedisFanout(redis_client)
+
+    async def publish_status(_outbox_id: int, message_id: int | None, _status: str) -> None:
+        if message_id is not None:
+            await notify_message(live, db, [message_id])
+
+    dispatcher.listeners.append(publish_status)
+    pipeline = Pipeline(
+        db,
+        queue,
+        registry,
+        build_handlers(),
+        after_commit=[wake_dispatcher, pipeline_hook(live, db)],
+    )
+    services = Services(
         settings=settings,
         db=db,
         queue=queue,
@@ -160,6 +180,8 @@ async def build_services(
         supervisor=Supervisor(),
         roles=roles,
     )
+    services.extras["live"] = live
+    return services
 
 
 async def start_background(services: Services) -> None:
@@ -225,6 +247,11 @@ async def start_background(services: Services) -> None:
     for name, (seconds, job) in worker_jobs(services).items():
         sup.spawn(f"job:{name}", lambda stop, n=name, s=seconds, j=job: run_every(n, s, j, stop))  # type: ignore[misc]
     sup.spawn("wecom.contact_sync", lambda _stop: resume_contact_syncs(services))
+    # index what was written outside the pipeline (auto-replies, broadcasts, console)
+    sup.spawn(
+        "job:search.catch_up",
+        lambda stop: run_every("search.catch_up", 45.0, lambda: catch_up(services.db), stop),
+    )
     for loaded in await services.accounts.all_enabled():
         if isinstance(loaded.adapter, PullAdapter):
             adapter: PullAdapter = loaded.adapter
@@ -271,8 +298,17 @@ def web_app(services: Services) -> web.Application:
     from admin_web.app import setup_console
     from admin_web.broadcast_views import BROADCAST_CONSOLE_KEY, BroadcastConsole
     from admin_web.broadcast_views import routes as broadcast_routes
-    from admin_web.deps import ConsoleDeps
+    from admin_web.deps import ConnectionResult, ConsoleDeps
     from admin_web.tagging_views import routes as tagging_routes
+
+    async def check_connection(account_id: int) -> ConnectionResult:
+        loaded = await services.accounts.by_id(account_id)
+        if loaded is None:
+            return ConnectionResult(
+                False, "账号不存在或类型未知 (account missing or of an unknown kind)"
+            )
+        result = await loaded.adapter.check_connection()
+        return ConnectionResult(result.ok, result.message)
 
     labels = {
         k: (services.registry.spec(k).label_zh, services.registry.spec(k).label_en)
@@ -289,6 +325,12 @@ def web_app(services: Services) -> web.Application:
             channel_labels=labels,
             simulator=services.extras.get("simulator"),
             extra_routes=[tagging_routes, broadcast_routes],
+            nav=console_nav(),
+            live=services.extras["live"],
+            media=services.media,
+            seal_secrets=services.secrets.seal,
+            forget_account=services.accounts.forget,
+            check_connection=check_connection,
         ),
     )
     app[BROADCAST_CONSOLE_KEY] = BroadcastConsole(

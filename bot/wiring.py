@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+from admin_web.deps import NavEntry
 from autoreply.keywords import keyword_autoreply
 from channels.email.handlers import EVENT_HANDLERS as EMAIL_EVENT_HANDLERS
 from channels.wecom.handlers import on_external_contact, queue_media_download
 from channels.wecom.sensitive import sensitive_word_alert
 from conversations.optout import handle_opt_out
+from conversations.search import index_message
 from tagging.autotag import auto_tag, auto_tag_event
 
 from .pipeline import Handlers
+
+
+def console_nav() -> list[NavEntry]:
+    """Console pages other packages add, and who sees them in the navigation."""
+    everyone = frozenset({"admin", "manager", "sales", "marketer"})
+    marketing = frozenset({"admin", "manager", "marketer"})
+    return [
+        NavEntry("/tagging/tags", "标签", "Tags", everyone, order=30),
+        NavEntry("/tagging/segments", "客户分群", "Segments", marketing, order=40),
+        NavEntry("/broadcasts", "群发", "Broadcasts", marketing, order=50),
+        NavEntry("/tagging/stats", "客户画像", "Customer stats", marketing, order=60),
+        NavEntry("/tagging/import", "导入客户", "Import", marketing, order=70),
+    ]
 
 
 def build_handlers() -> Handlers:
@@ -21,7 +36,9 @@ def build_handlers() -> Handlers:
     # 3. WeCom: fetch media in the background; sensitive words alert managers (never claims)
     handlers.on_message("wecom.media", queue_media_download)
     handlers.on_message("wecom.sensitive_words", sensitive_word_alert)
-    # 4. the keyword auto-reply (claims the message when it answers)
+    # 4. the history search index (jieba tokens; never claims)
+    handlers.on_message("search.index", index_message)
+    # 5. the keyword auto-reply (claims the message when it answers)
     handlers.on_message("autoreply.keywords", keyword_autoreply)
     # channel events
     handlers.on_event("wecom.contacts", on_external_contact)  # 客户联系: customers, owners, welcome

@@ -13,7 +13,10 @@ async def test_migrations_match_models(db: Database) -> None:
     async with db.engine.connect() as conn:
         diff = await conn.run_sync(
             lambda sync: compare_metadata(
-                MigrationContext.configure(sync, opts={"compare_type": True, "include_name": include_name}), metadata
+                MigrationContext.configure(
+                    sync, opts={"compare_type": True, "include_name": include_name}
+                ),
+                metadata,
             )
         )
     assert diff == []
