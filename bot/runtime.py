@@ -244,6 +244,8 @@ async def start_background(services: Services) -> None:
     from .jobs import every as run_every
     from .jobs import resume_contact_syncs, worker_jobs
 
+    if not services.settings.section("jobs").get("enabled", True):
+        return  # [jobs] enabled = false: tests drive the jobs themselves
     for name, (seconds, job) in worker_jobs(services).items():
         sup.spawn(f"job:{name}", lambda stop, n=name, s=seconds, j=job: run_every(n, s, j, stop))  # type: ignore[misc]
     sup.spawn("wecom.contact_sync", lambda _stop: resume_contact_syncs(services))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import secrets
 import time
@@ -95,6 +96,8 @@ async def start_system(db_url: str, data_dir: Path) -> System:
             "CRMBOT_LOG_LEVEL": "WARNING",
         }
     )
+    # periodic jobs off: tests call them explicitly, so a background run never races one
+    settings = dataclasses.replace(settings, sections={**settings.sections, "jobs": {"enabled": False}})
     services = await build_services(settings)
     wecom = sim.add_app(new_app())
     sim.add_member(wecom.corp_id, "zhangsan")
