@@ -142,6 +142,9 @@ class Engine:
             return replace(_from_rule(chosen, scope), faq_candidates=tuple(faq_found))
         if exact_form(text) in self.quiet:
             return Decision(Outcome.QUIET, "quiet", scope=scope, faq_candidates=tuple(faq_found))
+        if not faq_found and self.faq.is_small_talk(text):
+            # only greetings and function words (你好 / 在吗): nothing to answer or escalate
+            return Decision(Outcome.QUIET, "small_talk", scope=scope)
         best = faq_found[0] if faq_found else None
         if best is not None and best.confidence >= self.settings.faq_threshold:
             return Decision(

@@ -144,17 +144,17 @@ class FaqIndex:
             self._self_score.append(total)
             self._doc_idf.append(sum(self.idf[t] for t in counts))
         self._doc_terms = [frozenset(c) for c in doc_terms]
-        self._automaton: ahocorasick.Automaton | None = None
-        if surfaces or self.entries:
-            automaton = ahocorasick.Automaton()
-            for word, term in surfaces.items():
-                if term in self.idf:
-                    automaton.add_word(word, (len(word), term))
-            for word in STOPWORDS:
-                if word not in surfaces:
-                    automaton.add_word(word, (len(word), ""))
-            automaton.make_automaton()
-            self._automaton = automaton
+        # stopwords are in the automaton even when the index is empty: they are known
+        # content (a greeting), not unknown content
+        automaton = ahocorasick.Automaton()
+        for word, term in surfaces.items():
+            if term in self.idf:
+                automaton.add_word(word, (len(word), term))
+        for word in STOPWORDS:
+            if word not in surfaces:
+                automaton.add_word(word, (len(word), ""))
+        automaton.make_automaton()
+        self._automaton = automaton
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -162,8 +162,6 @@ class FaqIndex:
     def query_terms(self, text: str) -> tuple[dict[str, float], float]:
         """The index terms found in `text` (term → idf) and the idf mass of unknown content."""
         norm = normalize(text)
-        if self._automaton is None:
-            return {}, 0.0
         found: list[tuple[int, int, str]] = []
         covered = 0
         for end, (length, term) in self._automaton.iter(norm):
@@ -187,6 +185,11 @@ class FaqIndex:
             if ch.isalnum() and not (covered >> i) & 1:
                 unknown += 1
         return terms, unknown / UNKNOWN_CHARS_PER_TERM * self.max_idf
+
+    def is_small_talk(self, text: str) -> bool:
+        """True when the text holds no index term and no unknown content."""
+        terms, unknown = self.query_terms(text)
+        return not terms and unknown == 0.0
 
     def search(self, text: str, limit: int = 1) -> list[FaqMatch]:
         """Best entries for `text`, most confident first (one per entry)."""

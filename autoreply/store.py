@@ -95,7 +95,7 @@ async def load_accounts(session: AsyncSession) -> dict[int, AccountProfile]:
 
 async def read_versions(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(select(IndexVersion.name, IndexVersion.version))
-    found = {name: version for name, version in rows.tuples()}
+    found = {str(row[0]): int(row[1]) for row in rows}
     return {name: found.get(name, 0) for name in INDEXES}
 
 
