@@ -85,7 +85,9 @@ class Bench:
 
     async def conversation(self) -> Conversation:
         async with self.db.reading() as s:
-            return (await s.execute(select(Conversation).order_by(Conversation.id))).scalars().first()  # type: ignore[return-value]
+            return (
+                (await s.execute(select(Conversation).order_by(Conversation.id))).scalars().first()
+            )  # type: ignore[return-value]
 
 
 async def make_bench(
@@ -96,7 +98,9 @@ async def make_bench(
     **settings: Any,
 ) -> Bench:
     async with db.transaction() as s:
-        account = ChannelAccount(kind=kind, name="官方客服", config={}, secrets={}, callback_token=f"t-{kind}")
+        account = ChannelAccount(
+            kind=kind, name="官方客服", config={}, secrets={}, callback_token=f"t-{kind}"
+        )
         s.add(account)
     base = {"reload_check": timedelta(0)}
     cache = EngineCache(AutoReplySettings(**{**base, **settings}))

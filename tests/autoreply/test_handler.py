@@ -60,7 +60,10 @@ async def test_round_robin_cycles_replies(bench: Bench) -> None:
 
 async def test_email_gets_html_content_of_the_reply(db: Database) -> None:
     b = await make_bench(db, kind="email")
-    reply = {"text": "价格见附件", "channels": {"email": {"kind": "email", "payload": {"html": "<p>{customer_name}</p>"}}}}
+    reply = {
+        "text": "价格见附件",
+        "channels": {"email": {"kind": "email", "payload": {"html": "<p>{customer_name}</p>"}}},
+    }
     await add_rule(db, keywords=["价格"], replies=[reply])
     await b.say("价格", who="a@example.com")
     (item,) = await b.outbox()
@@ -80,7 +83,9 @@ async def test_claimed_message_is_not_answered(bench: Bench) -> None:
 
 
 async def test_read_only_channel_is_never_answered(db: Database) -> None:
-    b = await make_bench(db, kind="wecom.archive", rules=ChannelRules(auto_reply=False, read_only=True))
+    b = await make_bench(
+        db, kind="wecom.archive", rules=ChannelRules(auto_reply=False, read_only=True)
+    )
     await add_rule(db, keywords=["价格"], replies=["x"])
     await b.say("价格")
     assert await b.outbox() == []
@@ -115,7 +120,11 @@ async def test_handoff_keyword_switches_to_human_and_notifies_salesperson(bench:
     assert await bench.texts() == [bench.handler.settings.handoff_text]
     async with bench.db.reading() as s:
         note = (await s.execute(select(StaffNotification))).scalar_one()
-    assert note.staff_id == staff_id and note.kind == "handoff" and note.key == f"handoff:{ctx.message.id}"
+    assert (
+        note.staff_id == staff_id
+        and note.kind == "handoff"
+        and note.key == f"handoff:{ctx.message.id}"
+    )
 
 
 async def test_low_faq_confidence_hands_off(bench: Bench) -> None:
@@ -162,7 +171,11 @@ async def test_handoff_outside_business_hours_sends_away_notice(bench: Bench) ->
         await service.save_account_settings(
             s,
             bench.account.id,
-            {"timezone": "Asia/Shanghai", "weekly_hours": {"0": [["09:00", "18:00"]]}, "away_text": "下班了"},
+            {
+                "timezone": "Asia/Shanghai",
+                "weekly_hours": {"0": [["09:00", "18:00"]]},
+                "away_text": "下班了",
+            },
             actor_id=None,
         )
     sunday_night = datetime(2026, 11, 22, 14, 0, tzinfo=UTC)
@@ -174,7 +187,12 @@ async def test_faq_entry_answers_above_threshold(bench: Bench) -> None:
     async with bench.db.transaction() as s:
         await service.save_faq(
             s,
-            FaqRow(slug="refund", question="怎么申请退款", answer="在订单页点申请退款", alternatives=("退款流程",)),
+            FaqRow(
+                slug="refund",
+                question="怎么申请退款",
+                answer="在订单页点申请退款",
+                alternatives=("退款流程",),
+            ),
             actor_id=None,
         )
     await bench.say("你好")

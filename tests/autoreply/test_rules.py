@@ -59,7 +59,9 @@ def test_all_of_rule_needs_every_keyword() -> None:
 
 
 def test_regex_rule_matches_pattern() -> None:
-    eng = engine(rule_from_fields(id=1, match="regex", pattern=r"订单号?\s*\d{6,}", replies=["查单"]))
+    eng = engine(
+        rule_from_fields(id=1, match="regex", pattern=r"订单号?\s*\d{6,}", replies=["查单"])
+    )
     assert answer(eng, "我的订单 12345678 到哪了") == 1
     assert answer(eng, "订单 123") is None
 
@@ -71,7 +73,9 @@ def test_ascii_keyword_respects_word_boundaries() -> None:
 
 
 def test_lower_priority_number_wins() -> None:
-    eng = engine(rule(1, "contains", ["价格"], priority=50), rule(2, "contains", ["价格"], priority=10))
+    eng = engine(
+        rule(1, "contains", ["价格"], priority=50), rule(2, "contains", ["价格"], priority=10)
+    )
     assert answer(eng, "价格") == 2
 
 
@@ -89,7 +93,10 @@ def test_regex_rule_ranked_first_beats_keyword_rule() -> None:
 
 
 def test_rule_scoped_to_another_channel_is_skipped() -> None:
-    eng = engine(rule(1, "contains", ["价格"], channel_kinds=["sms"]), rule(2, "contains", ["价格"], priority=200))
+    eng = engine(
+        rule(1, "contains", ["价格"], channel_kinds=["sms"]),
+        rule(2, "contains", ["价格"], priority=200),
+    )
     assert answer(eng, "价格") == 2
     assert answer(eng, "价格", Facts("sms.aliyun", 1, MONDAY_10_SH)) == 1
 
@@ -111,7 +118,9 @@ def test_rule_outside_its_time_window_is_skipped() -> None:
     window = {"tz": "Asia/Shanghai", "days": [0, 1, 2, 3, 4], "start": "09:00", "end": "12:00"}
     eng = engine(rule(1, "contains", ["价格"], time_window=window))
     assert answer(eng, "价格") == 1
-    assert answer(eng, "价格", Facts("wecom.kf", 1, datetime(2026, 11, 23, 5, 0, tzinfo=UTC))) is None
+    assert (
+        answer(eng, "价格", Facts("wecom.kf", 1, datetime(2026, 11, 23, 5, 0, tzinfo=UTC))) is None
+    )
 
 
 def test_overnight_window_covers_early_morning_of_next_day() -> None:
@@ -134,7 +143,9 @@ def test_negative_sentiment_hands_off() -> None:
 def test_handoff_action_rule_hands_off() -> None:
     r = rule_from_fields(id=1, match="contains", keywords=["经理"], action="handoff")
     decision = engine(r).decide("找你们经理", FACTS)
-    assert decision.outcome is Outcome.HANDOFF and decision.rule is not None and decision.rule.id == 1
+    assert (
+        decision.outcome is Outcome.HANDOFF and decision.rule is not None and decision.rule.id == 1
+    )
 
 
 def test_acknowledgement_is_quiet() -> None:
@@ -147,7 +158,9 @@ def test_unknown_question_hands_off_for_low_confidence() -> None:
 
 
 def test_explain_lists_out_of_scope_candidates_with_reasons() -> None:
-    eng = engine(rule(1, "contains", ["价格"], channel_kinds=["email"]), rule(2, "all", ["价格", "多少"]))
+    eng = engine(
+        rule(1, "contains", ["价格"], channel_kinds=["email"]), rule(2, "all", ["价格", "多少"])
+    )
     decision = eng.decide("价格多少", FACTS, explain=True)
     assert [(n.rule_id, n.refused is None) for n in decision.scope] == [(1, False), (2, True)]
     assert decision.rule is not None and decision.rule.id == 2
