@@ -29,13 +29,21 @@ _STOPWORD_TEXT = (
     "的 了 吗 嘛 呢 啊 吧 呀 哦 噢 嗯 哈 么 是 在 有 要 想 会 就 都 也 还 又 和 与 及 或 跟 把 被 给 "
     "我 你 您 他 她 它 我们 你们 他们 咱们 这 那 这个 那个 这里 那里 这边 那边 一个 一下 请 请问 "
     "问 问下 问一下 麻烦 谢谢 你好 您好 hi hello 能 能不能 可以 可不可以 可否 是不是 有没有 "
-    "得 地 着 过 个 下 去 来 到 对 吧 啦 呗 哎 喂 那么 这么 怎么样 好的"
+    "得 地 着 过 个 下 去 来 到 对 吧 啦 呗 哎 喂 那么 这么 怎么样 好的 不"
 )
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 K1 = 1.2
 B = 0.75
-UNKNOWN_CHARS_PER_TERM = 2  # an unseen Chinese word is about two characters
-RERANK = 5  # BM25 picks this many phrasings, confidence orders them
+RERANK = 5  # BM25 picks this many entries, confidence orders them
+ANSWER_WEIGHT = 0.3  # an answer's words say less about the question than its phrasings
+# how much a query term counts as covered when found in the best phrasing, in another
+# phrasing of the same entry, or only in the entry's answer
+COVER_SAME, COVER_SIBLING, COVER_ANSWER = 1.0, 0.8, 0.8
+# words outside the index weigh by their rarity in jieba's general dictionary: common
+# words (现在, 一般) say little, rare ones (比特币, 核弹) mean the question is elsewhere
+GENERAL_IDF_FLOOR, GENERAL_IDF_SPAN, UNKNOWN_MIN = 6.0, 8.0, 0.1
+UNSEEN_GENERAL_IDF = 16.0
+DOC_COVER_BASE = 0.5  # confidence = query cover × (base + (1 - base) × phrasing cover)
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +84,15 @@ class _Tokenizer:
             return cls._instance
 
 
+def _is_content(word: str) -> bool:
+    return any(ch.isalnum() for ch in word)
+
+
 def _terms(tok: jieba.Tokenizer, text: str) -> list[str]:
     return [
         w
         for w in (t.strip() for t in tok.cut_for_search(normalize(text), HMM=True))
-        if w and w not in STOPWORDS and any(ch.isalnum() for ch in w)
+        if w and w not in STOPWORDS and _is_content(w)
     ]
 
 
@@ -97,53 +109,50 @@ class FaqIndex:
             for word in (term, *words):
                 if normalize(word).strip():
                     canonical[normalize(word).strip()] = normalize(term).strip()
-        tok = _Tokenizer.get() if self.entries else None
-        if tok is not None:
-            for word in canonical:
-                tok.add_word(word, freq=max(tok.suggest_freq(word), 1000))
+        tok = _Tokenizer.get()
+        for word in canonical:
+            tok.add_word(word, freq=max(tok.suggest_freq(word), 1000))
+        surfaces: dict[str, str] = dict(canonical)
+
+        def counted(text: str) -> Counter[str]:
+            counts: Counter[str] = Counter()
+            for word in _terms(tok, text):
+                term = canonical.get(word, word)
+                surfaces.setdefault(word, term)
+                counts[term] += 1
+            return counts
+
         doc_terms: list[Counter[str]] = []
         self._doc_entry: list[int] = []
         self._doc_text: list[str] = []
-        surfaces: dict[str, str] = {w: c for w, c in canonical.items()}
-        entry_terms: list[set[str]] = []
+        answer_terms: list[Counter[str]] = []
+        self._entry_terms: list[frozenset[str]] = []
         for e_pos, entry in enumerate(self.entries):
             seen: set[str] = set()
             for phrasing in dict.fromkeys((entry.question, *entry.alternatives)):
-                if not phrasing.strip() or tok is None:
-                    continue
-                counts: Counter[str] = Counter()
-                for word in _terms(tok, phrasing):
-                    term = canonical.get(word, word)
-                    surfaces.setdefault(word, term)
-                    counts[term] += 1
-                doc_terms.append(counts)
-                self._doc_entry.append(e_pos)
-                self._doc_text.append(phrasing)
-                seen.update(counts)
-            entry_terms.append(seen)
+                if phrasing.strip():
+                    counts = counted(phrasing)
+                    doc_terms.append(counts)
+                    self._doc_entry.append(e_pos)
+                    self._doc_text.append(phrasing)
+                    seen.update(counts)
+            self._entry_terms.append(frozenset(seen))
+            answer_terms.append(counted(entry.reply.text))
         # idf over entries, not phrasings: alternatives repeat their entry's words
         df: Counter[str] = Counter()
-        for seen in entry_terms:
-            df.update(seen)
-        n = max(len(entry_terms), 1)
+        for e_pos, seen in enumerate(self._entry_terms):
+            df.update(seen | answer_terms[e_pos].keys())
+        n = max(len(self.entries), 1)
         self.idf: dict[str, float] = {
             t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()
         }
         self.max_idf = max(self.idf.values(), default=1.0)
-        avgdl = sum(sum(c.values()) for c in doc_terms) / max(len(doc_terms), 1)
-        self._postings: dict[str, list[tuple[int, float]]] = {}
-        self._self_score: list[float] = []
-        self._doc_idf: list[float] = []
-        for doc, counts in enumerate(doc_terms):
-            dl = sum(counts.values())
-            total = 0.0
-            for term, tf in counts.items():
-                weight = self.idf[term] * tf * (K1 + 1) / (tf + K1 * (1 - B + B * dl / avgdl))
-                self._postings.setdefault(term, []).append((doc, weight))
-                total += weight
-            self._self_score.append(total)
-            self._doc_idf.append(sum(self.idf[t] for t in counts))
+        self._postings, self._self_score = self._bm25(doc_terms)
+        self._answer_postings, _ = self._bm25(answer_terms)
+        self._answer_terms = [frozenset(c) for c in answer_terms]
         self._doc_terms = [frozenset(c) for c in doc_terms]
+        self._general = tok.FREQ
+        self._general_total = float(tok.total)
         # stopwords are in the automaton even when the index is empty: they are known
         # content (a greeting), not unknown content
         automaton = ahocorasick.Automaton()
@@ -156,8 +165,53 @@ class FaqIndex:
         automaton.make_automaton()
         self._automaton = automaton
 
+    def _bm25(
+        self, docs: Sequence[Counter[str]]
+    ) -> tuple[dict[str, list[tuple[int, float]]], list[float]]:
+        """Per-term postings of precomputed BM25 weights, and each doc's own full score."""
+        avgdl = sum(sum(c.values()) for c in docs) / max(len(docs), 1)
+        postings: dict[str, list[tuple[int, float]]] = {}
+        self_scores: list[float] = []
+        for doc, counts in enumerate(docs):
+            dl = sum(counts.values())
+            total = 0.0
+            for term, tf in counts.items():
+                weight = self.idf[term] * tf * (K1 + 1) / (tf + K1 * (1 - B + B * dl / avgdl))
+                postings.setdefault(term, []).append((doc, weight))
+                total += weight
+            self_scores.append(total)
+        return postings, self_scores
+
     def __len__(self) -> int:
         return len(self.entries)
+
+    def _unknown_weight(self, span: str) -> float:
+        """Idf mass of text no index term covers: forward maximum matching on jieba's
+        general dictionary, each word weighted by its general rarity."""
+        mass = 0.0
+        i = 0
+        freq = self._general
+        while i < len(span):
+            for size in (4, 3, 2, 1):
+                word = span[i : i + size]
+                if len(word) == size and (size == 1 or freq.get(word, 0) > 0):
+                    break
+            f = freq.get(word, 0)
+            general_idf = math.log(self._general_total / f) if f > 0 else UNSEEN_GENERAL_IDF
+            rarity = (general_idf - GENERAL_IDF_FLOOR) / GENERAL_IDF_SPAN
+            mass += self.max_idf * min(1.0, max(UNKNOWN_MIN, rarity))
+            i += len(word)
+        return mass
+
+    def _inside_general_word(self, norm: str, pos: int) -> bool:
+        """Whether the character at `pos` belongs to a 2–3 character dictionary word."""
+        freq = self._general
+        for size in (2, 3):
+            for start in range(max(0, pos - size + 1), pos + 1):
+                word = norm[start : start + size]
+                if len(word) == size and freq.get(word, 0) > 0:
+                    return True
+        return False
 
     def query_terms(self, text: str) -> tuple[dict[str, float], float]:
         """The index terms found in `text` (term → idf) and the idf mass of unknown content."""
@@ -174,17 +228,26 @@ class FaqIndex:
             covered |= ((1 << length) - 1) << start
         terms: dict[str, float] = {}
         for start, length, term in found:
-            # a single character inside a longer match is part of that word, as in
-            # jieba's search mode (会员卡 yields 会员, not 卡)
-            if length == 1 and any(ln > 1 and s <= start < s + ln for s, ln, _ in found):
-                continue
+            if length == 1:
+                # a single character inside a longer word is part of that word, as in
+                # jieba's search mode: 会员卡 yields 会员, not 卡; 信用卡 is not 用 + 卡
+                if any(ln > 1 and s <= start < s + ln for s, ln, _ in found):
+                    continue
+                if self._inside_general_word(norm, start):
+                    covered &= ~(1 << start)  # counted as unknown content instead
+                    continue
             if term:
                 terms[term] = self.idf[term]
-        unknown = 0
-        for i, ch in enumerate(norm):
+        unknown = 0.0
+        run_start = -1
+        for i, ch in enumerate(norm + " "):
             if ch.isalnum() and not (covered >> i) & 1:
-                unknown += 1
-        return terms, unknown / UNKNOWN_CHARS_PER_TERM * self.max_idf
+                if run_start < 0:
+                    run_start = i
+            elif run_start >= 0:
+                unknown += self._unknown_weight(norm[run_start:i])
+                run_start = -1
+        return terms, unknown
 
     def is_small_talk(self, text: str) -> bool:
         """True when the text holds no index term and no unknown content."""
@@ -196,35 +259,54 @@ class FaqIndex:
         terms, unknown_mass = self.query_terms(text)
         if not terms:
             return []
-        scores: dict[int, float] = {}
+        best_doc: dict[int, tuple[float, int]] = {}  # entry → (phrasing score, phrasing)
+        doc_scores: dict[int, float] = {}
         for term in terms:
             for doc, weight in self._postings.get(term, ()):
-                scores[doc] = scores.get(doc, 0.0) + weight
-        top = sorted(scores.items(), key=lambda kv: -kv[1])[: max(RERANK, limit * 3)]
+                entry = self._doc_entry[doc]
+                score = doc_scores.get(doc, 0.0) + weight
+                doc_scores[doc] = score
+                if score > best_doc.get(entry, (0.0, -1))[0]:
+                    best_doc[entry] = (score, doc)
+        answer_score: dict[int, float] = {}
+        for term in terms:
+            for entry, weight in self._answer_postings.get(term, ()):
+                answer_score[entry] = answer_score.get(entry, 0.0) + weight
+        totals = {
+            e: best_doc.get(e, (0.0, -1))[0] + ANSWER_WEIGHT * answer_score.get(e, 0.0)
+            for e in best_doc.keys() | answer_score.keys()
+        }
+        top = sorted(totals.items(), key=lambda kv: -kv[1])[: max(RERANK, limit * 3)]
         query_mass = sum(terms.values()) + unknown_mass
         ranked: list[FaqMatch] = []
-        for doc, score in top:
-            shared = terms.keys() & self._doc_terms[doc]
-            shared_idf = sum(terms[t] for t in shared)
-            # how much of the question is about this phrasing, and how much of the
-            # phrasing the question covers: both must be high to answer
-            query_cover = shared_idf / query_mass if query_mass else 0.0
-            doc_cover = score / self._self_score[doc] if self._self_score[doc] else 0.0
-            confidence = math.sqrt(query_cover * doc_cover)
+        for entry, total in top:
+            phrasing_score, doc = best_doc.get(entry, (0.0, -1))
+            own = self._doc_terms[doc] if doc >= 0 else frozenset()
+            covered = 0.0
+            shared: list[str] = []
+            for term, idf in terms.items():
+                if term in own:
+                    covered += idf * COVER_SAME
+                elif term in self._entry_terms[entry]:
+                    covered += idf * COVER_SIBLING
+                elif term in self._answer_terms[entry]:
+                    covered += idf * COVER_ANSWER
+                else:
+                    continue
+                shared.append(term)
+            # how much of the question this entry explains, scaled by how much of its
+            # best phrasing the question says: both must be high to answer
+            query_cover = covered / query_mass
+            doc_cover = phrasing_score / self._self_score[doc] if doc >= 0 else 0.0
+            confidence = query_cover * (DOC_COVER_BASE + (1 - DOC_COVER_BASE) * doc_cover)
             ranked.append(
                 FaqMatch(
-                    entry=self.entries[self._doc_entry[doc]],
-                    phrasing=self._doc_text[doc],
-                    score=round(score, 4),
+                    entry=self.entries[entry],
+                    phrasing=self._doc_text[doc] if doc >= 0 else self.entries[entry].question,
+                    score=round(total, 4),
                     confidence=round(confidence, 4),
                     matched_terms=tuple(sorted(shared)),
                 )
             )
         ranked.sort(key=lambda m: (-m.confidence, -m.score))
-        best: list[FaqMatch] = []
-        seen: set[int] = set()
-        for match in ranked:
-            if match.entry.id not in seen:
-                seen.add(match.entry.id)
-                best.append(match)
-        return best[:limit]
+        return ranked[:limit]

@@ -26,7 +26,7 @@ class AutoReplyConfigError(ValueError):
 
 @dataclass(frozen=True)
 class AutoReplySettings:
-    faq_threshold: float = 0.5  # FAQ confidence needed to answer (see bench/faq_eval.py)
+    faq_threshold: float = 0.4  # FAQ confidence needed to answer (see bench/faq_eval.py)
     max_replies_per_minute: int = 3  # bot messages per conversation (loop guard)
     human_idle: timedelta = timedelta(minutes=30)  # bot resumes after a human is silent this long
     repeat_window: timedelta = timedelta(minutes=10)  # same question again → hand off

@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 
 from autoreply.faq import FaqDoc, FaqIndex
+from autoreply.settings import AutoReplySettings
 from autoreply.templates import ReplyVariant
+
+
+THRESHOLD = AutoReplySettings().faq_threshold
 
 
 def doc(i: int, slug: str, question: str, *alts: str) -> FaqDoc:
@@ -40,11 +44,11 @@ def test_alternative_phrasing_is_searched(index: FaqIndex) -> None:
 
 def test_synonym_of_product_name_matches(index: FaqIndex) -> None:
     slug, confidence = best(index, "云盒Pro多少钱")
-    assert slug == "pro-price" and confidence >= 0.5
+    assert slug == "pro-price" and confidence >= THRESHOLD
 
 
 def test_unknown_content_lowers_confidence(index: FaqIndex) -> None:
-    assert best(index, "你们支持比特币和外汇结算吗")[1] < 0.5
+    assert best(index, "你们支持比特币和外汇结算吗")[1] < THRESHOLD
 
 
 def test_close_paraphrase_is_confident(index: FaqIndex) -> None:
