@@ -140,8 +140,8 @@ class FaqIndex:
             answer_terms.append(counted(entry.reply.text))
         # idf over entries, not phrasings: alternatives repeat their entry's words
         df: Counter[str] = Counter()
-        for e_pos, seen in enumerate(self._entry_terms):
-            df.update(seen | answer_terms[e_pos].keys())
+        for e_pos, phrased in enumerate(self._entry_terms):
+            df.update(phrased | answer_terms[e_pos].keys())
         n = max(len(self.entries), 1)
         self.idf: dict[str, float] = {
             t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()

@@ -8,7 +8,6 @@ from autoreply.faq import FaqDoc, FaqIndex
 from autoreply.settings import AutoReplySettings
 from autoreply.templates import ReplyVariant
 
-
 THRESHOLD = AutoReplySettings().faq_threshold
 
 
