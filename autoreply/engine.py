@@ -13,7 +13,7 @@ from datetime import datetime
 
 from .faq import FaqIndex, FaqMatch
 from .keyword_index import Candidate, KeywordIndex
-from .normalize import exact_form
+from .normalize import exact_form, normalize, trim_edges
 from .rules import MatchKind, Rule, RuleAction, rule_from_fields
 from .settings import AutoReplySettings
 
@@ -123,7 +123,8 @@ class Engine:
 
     def decide(self, text: str, facts: Facts, *, explain: bool = False) -> Decision:
         """The decision for one message; `explain` records every candidate and score."""
-        candidates = self.keywords.candidates(text)
+        norm = normalize(text)
+        candidates = self.keywords.candidates(norm)
         notes: list[ScopeNote] = []
         chosen: Candidate | None = None
         for cand in candidates:
@@ -137,12 +138,13 @@ class Engine:
         scope = tuple(notes)
         if chosen is not None and not explain:
             return _from_rule(chosen, scope)
-        faq_found = self.faq.search(text, limit=3 if explain else 1)
+        terms, unknown = self.faq.query_terms(norm)
+        faq_found = self.faq.rank(terms, unknown, limit=3 if explain else 1)
         if chosen is not None:
             return replace(_from_rule(chosen, scope), faq_candidates=tuple(faq_found))
-        if exact_form(text) in self.quiet:
+        if trim_edges(norm) in self.quiet:
             return Decision(Outcome.QUIET, "quiet", scope=scope, faq_candidates=tuple(faq_found))
-        if not faq_found and self.faq.is_small_talk(text):
+        if not terms and unknown == 0.0:
             # only greetings and function words (你好 / 在吗): nothing to answer or escalate
             return Decision(Outcome.QUIET, "small_talk", scope=scope)
         best = faq_found[0] if faq_found else None

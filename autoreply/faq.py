@@ -11,6 +11,7 @@ characters no term covers are counted as unknown content that lowers the confide
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import threading
@@ -43,6 +44,8 @@ COVER_SAME, COVER_SIBLING, COVER_ANSWER = 1.0, 0.8, 0.8
 # words (现在, 一般) say little, rare ones (比特币, 核弹) mean the question is elsewhere
 GENERAL_IDF_FLOOR, GENERAL_IDF_SPAN, UNKNOWN_MIN = 6.0, 8.0, 0.1
 UNSEEN_GENERAL_IDF = 16.0
+COMMON_POSTINGS = 32  # entries a term may appear in and still generate candidates
+SHORTLIST = 24  # entries scored in full per query
 DOC_COVER_BASE = 0.5  # confidence = query cover × (base + (1 - base) × phrasing cover)
 
 log = logging.getLogger(__name__)
@@ -147,8 +150,22 @@ class FaqIndex:
             t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()
         }
         self.max_idf = max(self.idf.values(), default=1.0)
-        self._postings, self._self_score = self._bm25(doc_terms)
-        self._answer_postings, _ = self._bm25(answer_terms)
+        self._doc_weights = self._bm25(doc_terms)
+        self._answer_weights = self._bm25(answer_terms)
+        self._self_score = [sum(w.values()) for w in self._doc_weights]
+        self._df = df
+        self._entry_docs: list[list[int]] = [[] for _ in self.entries]
+        for doc, e_pos in enumerate(self._doc_entry):
+            self._entry_docs[e_pos].append(doc)
+        # term → (phrasing, weight) and term → (entry, answer weight): candidate generation
+        self._doc_postings: dict[str, list[tuple[int, float]]] = {}
+        for doc, weights in enumerate(self._doc_weights):
+            for term, weight in weights.items():
+                self._doc_postings.setdefault(term, []).append((doc, weight))
+        self._answer_postings: dict[str, list[tuple[int, float]]] = {}
+        for e_pos, weights in enumerate(self._answer_weights):
+            for term, weight in weights.items():
+                self._answer_postings.setdefault(term, []).append((e_pos, weight))
         self._answer_terms = [frozenset(c) for c in answer_terms]
         self._doc_terms = [frozenset(c) for c in doc_terms]
         self._general = tok.FREQ
@@ -158,29 +175,26 @@ class FaqIndex:
         automaton = ahocorasick.Automaton()
         for word, term in surfaces.items():
             if term in self.idf:
-                automaton.add_word(word, (len(word), term))
+                automaton.add_word(word, _entry(word, term))
         for word in STOPWORDS:
             if word not in surfaces:
-                automaton.add_word(word, (len(word), ""))
+                automaton.add_word(word, _entry(word, ""))
         automaton.make_automaton()
         self._automaton = automaton
 
-    def _bm25(
-        self, docs: Sequence[Counter[str]]
-    ) -> tuple[dict[str, list[tuple[int, float]]], list[float]]:
-        """Per-term postings of precomputed BM25 weights, and each doc's own full score."""
+    def _bm25(self, docs: Sequence[Counter[str]]) -> list[dict[str, float]]:
+        """Each doc's precomputed BM25 weight per term."""
         avgdl = sum(sum(c.values()) for c in docs) / max(len(docs), 1)
-        postings: dict[str, list[tuple[int, float]]] = {}
-        self_scores: list[float] = []
-        for doc, counts in enumerate(docs):
+        weights: list[dict[str, float]] = []
+        for counts in docs:
             dl = sum(counts.values())
-            total = 0.0
-            for term, tf in counts.items():
-                weight = self.idf[term] * tf * (K1 + 1) / (tf + K1 * (1 - B + B * dl / avgdl))
-                postings.setdefault(term, []).append((doc, weight))
-                total += weight
-            self_scores.append(total)
-        return postings, self_scores
+            weights.append(
+                {
+                    term: self.idf[term] * tf * (K1 + 1) / (tf + K1 * (1 - B + B * dl / avgdl))
+                    for term, tf in counts.items()
+                }
+            )
+        return weights
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -213,25 +227,29 @@ class FaqIndex:
                     return True
         return False
 
-    def query_terms(self, text: str) -> tuple[dict[str, float], float]:
-        """The index terms found in `text` (term → idf) and the idf mass of unknown content."""
-        norm = normalize(text)
+    def query_terms(self, norm: str) -> tuple[dict[str, float], float]:
+        """The index terms in `norm` (a `normalize`d text) as term → idf, and the idf
+        mass of the content no term covers."""
         found: list[tuple[int, int, str]] = []
-        covered = 0
-        for end, (length, term) in self._automaton.iter(norm):
+        covered = multi = 0
+        last = len(norm) - 1
+        for end, (length, term, left, right) in self._automaton.iter(norm):
             start = end - length + 1
-            if (is_word_char(norm[start]) and start > 0 and is_word_char(norm[start - 1])) or (
-                is_word_char(norm[end]) and end + 1 < len(norm) and is_word_char(norm[end + 1])
+            if (left and start > 0 and is_word_char(norm[start - 1])) or (
+                right and end < last and is_word_char(norm[end + 1])
             ):
                 continue  # "pro" inside "product"
             found.append((start, length, term))
-            covered |= ((1 << length) - 1) << start
+            mask = ((1 << length) - 1) << start
+            covered |= mask
+            if length > 1:
+                multi |= mask
         terms: dict[str, float] = {}
         for start, length, term in found:
             if length == 1:
                 # a single character inside a longer word is part of that word, as in
                 # jieba's search mode: 会员卡 yields 会员, not 卡; 信用卡 is not 用 + 卡
-                if any(ln > 1 and s <= start < s + ln for s, ln, _ in found):
+                if (multi >> start) & 1:
                     continue
                 if self._inside_general_word(norm, start):
                     covered &= ~(1 << start)  # counted as unknown content instead
@@ -251,62 +269,107 @@ class FaqIndex:
 
     def is_small_talk(self, text: str) -> bool:
         """True when the text holds no index term and no unknown content."""
-        terms, unknown = self.query_terms(text)
+        terms, unknown = self.query_terms(normalize(text))
         return not terms and unknown == 0.0
 
     def search(self, text: str, limit: int = 1) -> list[FaqMatch]:
         """Best entries for `text`, most confident first (one per entry)."""
-        terms, unknown_mass = self.query_terms(text)
+        return self.rank(*self.query_terms(normalize(text)), limit=limit)
+
+    def rank(
+        self, terms: Mapping[str, float], unknown_mass: float, limit: int = 1
+    ) -> list[FaqMatch]:
+        """Entries for the output of `query_terms`, most confident first."""
         if not terms:
             return []
-        best_doc: dict[int, tuple[float, int]] = {}  # entry → (phrasing score, phrasing)
-        doc_scores: dict[int, float] = {}
-        for term in terms:
-            for doc, weight in self._postings.get(term, ()):
-                entry = self._doc_entry[doc]
-                score = doc_scores.get(doc, 0.0) + weight
-                doc_scores[doc] = score
-                if score > best_doc.get(entry, (0.0, -1))[0]:
-                    best_doc[entry] = (score, doc)
-        answer_score: dict[int, float] = {}
-        for term in terms:
-            for entry, weight in self._answer_postings.get(term, ()):
-                answer_score[entry] = answer_score.get(entry, 0.0) + weight
-        totals = {
-            e: best_doc.get(e, (0.0, -1))[0] + ANSWER_WEIGHT * answer_score.get(e, 0.0)
-            for e in best_doc.keys() | answer_score.keys()
-        }
-        top = sorted(totals.items(), key=lambda kv: -kv[1])[: max(RERANK, limit * 3)]
+        scored: list[tuple[float, float, int, int]] = []  # total, phrasing score, entry, doc
+        query = list(terms)
+        for entry in self._shortlist(query):
+            best_score, best = 0.0, -1
+            for doc in self._entry_docs[entry]:
+                weights = self._doc_weights[doc]
+                score = 0.0
+                for term in query:
+                    if term in weights:
+                        score += weights[term]
+                if score > best_score:
+                    best_score, best = score, doc
+            answer = self._answer_weights[entry]
+            answer_score = 0.0
+            for term in query:
+                if term in answer:
+                    answer_score += answer[term]
+            scored.append((best_score + ANSWER_WEIGHT * answer_score, best_score, entry, best))
+        scored.sort(reverse=True)
         query_mass = sum(terms.values()) + unknown_mass
-        ranked: list[FaqMatch] = []
-        for entry, total in top:
-            phrasing_score, doc = best_doc.get(entry, (0.0, -1))
-            own = self._doc_terms[doc] if doc >= 0 else frozenset()
-            covered = 0.0
-            shared: list[str] = []
-            for term, idf in terms.items():
-                if term in own:
-                    covered += idf * COVER_SAME
-                elif term in self._entry_terms[entry]:
-                    covered += idf * COVER_SIBLING
-                elif term in self._answer_terms[entry]:
-                    covered += idf * COVER_ANSWER
-                else:
-                    continue
-                shared.append(term)
-            # how much of the question this entry explains, scaled by how much of its
-            # best phrasing the question says: both must be high to answer
-            query_cover = covered / query_mass
-            doc_cover = phrasing_score / self._self_score[doc] if doc >= 0 else 0.0
-            confidence = query_cover * (DOC_COVER_BASE + (1 - DOC_COVER_BASE) * doc_cover)
-            ranked.append(
-                FaqMatch(
-                    entry=self.entries[entry],
-                    phrasing=self._doc_text[doc] if doc >= 0 else self.entries[entry].question,
-                    score=round(total, 4),
-                    confidence=round(confidence, 4),
-                    matched_terms=tuple(sorted(shared)),
-                )
-            )
-        ranked.sort(key=lambda m: (-m.confidence, -m.score))
-        return ranked[:limit]
+        rescored = sorted(
+            (
+                (self._confidence(terms, query_mass, phrasing, entry, doc), total, entry, doc)
+                for total, phrasing, entry, doc in scored[: max(RERANK, limit * 3)]
+            ),
+            key=lambda item: (-item[0], -item[1]),
+        )
+        return [self._match(terms, *item) for item in rescored[:limit]]
+
+    def _shortlist(self, terms: Sequence[str]) -> list[int]:
+        """Entries worth scoring in full: BM25 over the query's rarer terms only.
+
+        Terms in more than COMMON_POSTINGS entries (怎么, 多少) are left out here and
+        only count when the shortlist is scored in full, so a query costs about the
+        same with 40 entries or 4,000.
+        """
+        rare = [t for t in terms if self._df[t] <= COMMON_POSTINGS]
+        if not rare:
+            rare = [min(terms, key=lambda t: self._df[t])]
+        doc_scores: dict[int, float] = {}
+        for term in rare:
+            for doc, weight in self._doc_postings.get(term, ()):
+                doc_scores[doc] = doc_scores.get(doc, 0.0) + weight
+        partial: dict[int, float] = {}
+        for doc, score in doc_scores.items():
+            entry = self._doc_entry[doc]
+            if score > partial.get(entry, 0.0):
+                partial[entry] = score
+        for term in rare:
+            for entry, weight in self._answer_postings.get(term, ()):
+                partial[entry] = partial.get(entry, 0.0) + ANSWER_WEIGHT * weight
+        if len(partial) <= SHORTLIST:
+            return list(partial)
+        return heapq.nlargest(SHORTLIST, partial, key=partial.__getitem__)
+
+    def _confidence(
+        self, terms: Mapping[str, float], query_mass: float, phrasing: float, entry: int, doc: int
+    ) -> float:
+        """How much of the question this entry explains, scaled by how much of its best
+        phrasing the question says: both must be high to answer."""
+        own = self._doc_terms[doc] if doc >= 0 else frozenset()
+        siblings = self._entry_terms[entry]
+        answer = self._answer_terms[entry]
+        covered = 0.0
+        for term, idf in terms.items():
+            if term in own:
+                covered += idf * COVER_SAME
+            elif term in siblings:
+                covered += idf * COVER_SIBLING
+            elif term in answer:
+                covered += idf * COVER_ANSWER
+        query_cover = covered / query_mass
+        doc_cover = phrasing / self._self_score[doc] if doc >= 0 else 0.0
+        return query_cover * (DOC_COVER_BASE + (1 - DOC_COVER_BASE) * doc_cover)
+
+    def _match(
+        self, terms: Mapping[str, float], confidence: float, total: float, entry: int, doc: int
+    ) -> FaqMatch:
+        shared = (self._entry_terms[entry] | self._answer_terms[entry]) & terms.keys()
+        return FaqMatch(
+            entry=self.entries[entry],
+            phrasing=self._doc_text[doc] if doc >= 0 else self.entries[entry].question,
+            score=round(total, 4),
+            confidence=round(confidence, 4),
+            matched_terms=tuple(sorted(shared)),
+        )
+
+
+def _entry(word: str, term: str) -> tuple[int, str, bool, bool]:
+    """Automaton value: length, term ("" = stopword), word-boundary checks needed."""
+    return (len(word), term, is_word_char(word[0]), is_word_char(word[-1]))

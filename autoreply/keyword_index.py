@@ -7,12 +7,13 @@ reference (see cache.py), so matching never waits for a rebuild.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import ahocorasick
 
-from .normalize import exact_form, is_word_char, normalize
+from .normalize import exact_form, is_word_char, trim_edges
 from .rules import MatchKind, Rule
 
 # per rule using a keyword: (rule position, keyword, keywords the rule needs)
@@ -57,15 +58,15 @@ class KeywordIndex:
     def __len__(self) -> int:
         return len(self.rules)
 
-    def candidates(self, text: str) -> Iterator[Candidate]:
-        """Rules whose text condition holds, best priority first.
+    def candidates(self, norm: str) -> Iterator[Candidate]:
+        """Rules whose text condition holds for `norm` (a `normalize`d message), best
+        priority first.
 
         Lazy: a caller that stops at the first rule in scope never evaluates the regex
         rules ranked after it (regexes are the only per-rule cost).
         """
-        norm = normalize(text)
         found: dict[int, list[str]] = {}
-        for pos, word in self._exact.get(exact_form(text), ()):
+        for pos, word in self._exact.get(trim_edges(norm), ()):
             found[pos] = [word]
         if self._automaton is not None:
             partial: dict[int, set[str]] = {}
@@ -84,17 +85,16 @@ class KeywordIndex:
                         words.add(word)
                         if len(words) == need:
                             found[pos] = sorted(words)
-        hits = sorted(found)
-        regex = self._regex
-        i = j = 0
-        while i < len(hits) or j < len(regex):
-            if j == len(regex) or (i < len(hits) and hits[i] < regex[j]):
-                pos = hits[i]
-                i += 1
+        if not self._regex:
+            for pos in sorted(found):
                 yield Candidate(self.rules[pos], tuple(found[pos]))
+            return
+        for pos in heapq.merge(sorted(found), self._regex):
+            hit = found.get(pos)
+            if hit is not None:
+                yield Candidate(self.rules[pos], tuple(hit))
                 continue
-            rule = self.rules[regex[j]]
-            j += 1
+            rule = self.rules[pos]
             m = rule.compiled.search(norm) if rule.compiled is not None else None
             if m is not None:
                 yield Candidate(rule, (m.group(0),))

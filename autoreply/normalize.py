@@ -14,9 +14,14 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
+def trim_edges(norm: str) -> str:
+    """A normalised text without surrounding spaces and punctuation."""
+    return norm.strip(_EDGE)
+
+
 def exact_form(text: str) -> str:
     """The form compared by exact rules: normalised, edges trimmed."""
-    return normalize(text).strip(_EDGE)
+    return trim_edges(normalize(text))
 
 
 def is_word_char(ch: str) -> bool:
