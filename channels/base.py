@@ -124,12 +124,14 @@ class ChannelAdapter(Protocol):
         """Used by the console's 'test connection' button."""
 
 
+@runtime_checkable
 class HandshakeAdapter(Protocol):
     """Adapters whose provider verifies the URL with a GET before using it (WeCom)."""
 
     async def handshake(self, request: RawRequest) -> RawResponse: ...
 
 
+@runtime_checkable
 class PullAdapter(Protocol):
     """Adapters that pull pages (微信客服 sync_msg, archive seq, IMAP UIDs).
 

@@ -10,6 +10,7 @@ import ipaddress
 import os
 import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -55,22 +56,37 @@ def _guarded_connect_ex(self: socket.socket, address: Any) -> Any:
 socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
 socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
 
+# ---------------------------------------------------------------- temp dirs
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # a private base temp dir: pytest's shared numbered dirs are pruned by concurrent
+    # sessions, which would delete a running PostgreSQL cluster under our feet
+    if not config.option.basetemp:
+        base = tempfile.mkdtemp(prefix="crmbot-tests-")
+        config.option.basetemp = os.path.join(base, "t")
+        config.stash[_OWN_BASETEMP] = base
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    base = config.stash.get(_OWN_BASETEMP, None)
+    if base:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+_OWN_BASETEMP = pytest.StashKey[str]()
+
+
 # ---------------------------------------------------------------- servers
 
 
 @pytest.fixture(scope="session")
-def servers_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("servers")
+def servers_root() -> Iterator[Path]:
+    # outside pytest's 0700 temp tree: the postgres/dovecot users must reach their dirs
+    root = Path(tempfile.mkdtemp(prefix="crmbot-servers-"))
     os.chmod(root, 0o755)
-    # the postgres user must be able to walk into the cluster directory
-    p = root
-    while p != p.parent:
-        try:
-            os.chmod(p, os.stat(p).st_mode | 0o011)
-        except PermissionError:
-            break
-        p = p.parent
-    return root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -172,3 +188,25 @@ async def sqlite_db(sqlite_url: str) -> AsyncIterator[Database]:
     database = Database(create_engine(sqlite_url))
     yield database
     await database.dispose()
+
+
+# ---------------------------------------------------------------- a whole system
+
+
+@pytest.fixture
+async def system(db_url: str, tmp_path: Path) -> AsyncIterator[Any]:
+    """crmbot web + worker on a fresh store (SQLite and PostgreSQL) with a WeCom simulator."""
+    from tests.system import start_system, stop_system
+
+    running = await start_system(db_url, tmp_path)
+    yield running
+    await stop_system(running)
+
+
+@pytest.fixture
+async def sqlite_system(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Any]:
+    from tests.system import start_system, stop_system
+
+    running = await start_system(sqlite_url, tmp_path)
+    yield running
+    await stop_system(running)

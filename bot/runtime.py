@@ -1,0 +1,212 @@
+"""Composition root: builds the services from settings and runs the process's roles.
+
+Roles (issue 10): `web` (callbacks + console, stateless), `worker` (pipeline handlers,
+outbox dispatch, pollers), `scheduler`. `crmbot run` is all three in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from channels.base import ChannelContext, PullAdapter
+from channels.media import MediaStore
+from channels.registry import AdapterRegistry, default_registry
+from channels.state import MemoryState, SharedState
+from conversations.db import Database, create_engine
+from conversations.models import DeadLetter
+
+from .accounts import AccountDirectory
+from .callbacks import CallbackRoutes
+from .config import Settings
+from .ingest import IngestBatcher
+from .outbox import OutboxDispatcher
+from .pipeline import INBOUND_TOPIC, Pipeline
+from .pollers import run_poller
+from .queue import InProcessQueue, WorkQueue
+from .secrets import SecretBox
+from .supervisor import Supervisor
+from .wiring import build_handlers
+
+log = logging.getLogger(__name__)
+
+
+class Role(enum.StrEnum):
+    WEB = "web"
+    WORKER = "worker"
+    SCHEDULER = "scheduler"
+
+
+ALL_ROLES = frozenset(Role)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    queue: WorkQueue
+    state: SharedState
+    http: aiohttp.ClientSession
+    media: MediaStore
+    registry: AdapterRegistry
+    secrets: SecretBox
+    accounts: AccountDirectory
+    pipeline: Pipeline
+    dispatcher: OutboxDispatcher
+    supervisor: Supervisor
+    roles: frozenset[Role]
+    extras: dict[str, Any] = field(default_factory=dict)  # sandbox simulators, …
+
+    async def close(self) -> None:
+        await self.supervisor.shutdown()
+        await self.queue.close()
+        await self.http.close()
+        await self.db.dispose()
+
+
+async def _dead_letter_sink(db: Database) -> Any:
+    async def sink(topic: str, item: str, error: str, attempts: int) -> None:
+        async with db.transaction() as s:
+            s.add(DeadLetter(topic=topic, item=item, error=error[:4000], attempts=attempts))
+        log.error("dead-lettered %s item=%s after %d attempts: %s", topic, item, attempts, error)
+
+    return sink
+
+
+async def build_services(
+    settings: Settings,
+    roles: frozenset[Role] = ALL_ROLES,
+    *,
+    api_base_overrides: dict[str, str] | None = None,
+) -> Services:
+    db = Database(
+        create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    )
+    sink = await _dead_letter_sink(db)
+    queue: WorkQueue
+    state: SharedState
+    if settings.redis_url:
+        from .redis_queue import RedisStreamQueue
+        from .redis_state import RedisState
+
+        queue = RedisStreamQueue.from_url(settings.redis_url, dead_letter=sink)
+        state = RedisState.from_url(settings.redis_url)
+    else:
+        queue = InProcessQueue(dead_letter=sink)
+        state = MemoryState()
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    media = MediaStore(Path(settings.data_dir) / "media")
+    registry = default_registry()
+    secrets = SecretBox(settings.secret_key)
+    ctx = ChannelContext(
+        http=http,
+        state=state,
+        media=media,
+        public_url=settings.public_url,
+        api_base_overrides=dict(api_base_overrides or {}),
+    )
+    accounts = AccountDirectory(db, registry, ctx, secrets)
+    dispatcher = OutboxDispatcher(db, accounts)
+
+    async def wake_dispatcher(_kind: str, _id: int) -> None:
+        dispatcher.wake()
+
+    pipeline = Pipeline(db, queue, registry, build_handlers(), after_commit=[wake_dispatcher])
+    return Services(
+        settings=settings,
+        db=db,
+        queue=queue,
+        state=state,
+        http=http,
+        media=media,
+        registry=registry,
+        secrets=secrets,
+        accounts=accounts,
+        pipeline=pipeline,
+        dispatcher=dispatcher,
+        supervisor=Supervisor(),
+        roles=roles,
+    )
+
+
+async def start_background(services: Services) -> None:
+    """Start the worker role's loops (pipeline consumers, dispatcher, pollers, sweeper)."""
+    if Role.WORKER not in services.roles:
+        return
+    sup = services.supervisor
+    await services.pipeline.recover()
+    sup.spawn(
+        "pipeline",
+        lambda stop: services.queue.consume(INBOUND_TOPIC, services.pipeline.process, stop),
+    )
+    sup.spawn("outbox", services.dispatcher.run)
+
+    async def sweeper(stop: asyncio.Event) -> None:
+        # re-publish rows whose wake-up was lost (queue down at ingest, crash)
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=60)
+            except TimeoutError:
+                await services.pipeline.recover(older_than_seconds=60)
+
+    sup.spawn("recovery-sweeper", sweeper)
+    for loaded in await services.accounts.all_enabled():
+        if isinstance(loaded.adapter, PullAdapter):
+            adapter: PullAdapter = loaded.adapter
+            account_id = loaded.id
+            sup.spawn(
+                f"poller:{account_id}",
+                lambda stop, a=adapter, i=account_id: run_poller(  # type: ignore[misc]
+                    services.db, i, a, services.pipeline.publish, stop
+                ),
+            )
+
+
+def web_app(services: Services) -> web.Application:
+    """The aiohttp application of the web role: callbacks, console, health."""
+    app = web.Application(client_max_size=services.settings.max_body_bytes)
+    batcher = IngestBatcher(services.db)
+    callbacks = CallbackRoutes(batcher.record, services.accounts, services.pipeline.publish)
+    app.router.add_routes(callbacks.routes())
+    services.extras["callbacks"] = callbacks
+
+    async def healthz(_request: web.Request) -> web.Response:
+        from sqlalchemy import text
+
+        try:
+            async with services.db.reading() as s:
+                await s.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001  (health reports, never raises)
+            return web.json_response({"status": "unavailable", "store": repr(exc)}, status=503)
+        return web.json_response(
+            {"status": "ok", "roles": sorted(services.roles), "tasks": services.supervisor.names()}
+        )
+
+    app.router.add_get("/healthz", healthz)
+    from admin_web.app import setup_console
+    from admin_web.deps import ConsoleDeps
+
+    labels = {
+        k: (services.registry.spec(k).label_zh, services.registry.spec(k).label_en)
+        for k in services.registry.kinds()
+    }
+    setup_console(
+        app,
+        ConsoleDeps(
+            db=services.db,
+            secret_key=services.settings.secret_key,
+            public_url=services.settings.public_url,
+            state=services.state,
+            wake_outbox=services.dispatcher.wake,
+            channel_labels=labels,
+            simulator=services.extras.get("simulator"),
+        ),
+    )
+    return app

@@ -1,0 +1,126 @@
+"""Sandbox mode: built-in provider simulators when no credentials are configured.
+
+A WeCom simulator runs in-process on a loopback port; a sandbox `wecom.app` account
+points at it (its credentials are kept in the account row so restarts keep working),
+and the console's customer simulator posts encrypted, signed callbacks through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import socket
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from autoreply.models import KeywordRule
+from channels.wecom.simulator import (
+    SimApp,
+    WeComSimulator,
+    post_callback,
+    sign_callback,
+    text_message_xml,
+)
+from conversations.models import ChannelAccount
+
+from .runtime import Services
+
+log = logging.getLogger(__name__)
+
+SANDBOX_RULES = [
+    ("价格", "contains", "您好！我们的标准版 ¥199/月，专业版 ¥499/月，详细报价单稍后发给您。"),
+    ("你好", "contains", "您好，我是智能助手，请问有什么可以帮您？回复「价格」查看报价。"),
+    ("hello", "contains", "Hello! I am the assistant. Reply 'price' for our prices."),
+    ("price", "contains", "Standard ¥199/month, Pro ¥499/month."),
+]
+
+
+class WeComSandbox:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.sim = WeComSimulator()
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+        self._accounts: dict[int, tuple[str, SimApp, str]] = {}  # id → (name, app, callback token)
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.sim.app(), access_log=None)
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))  # loopback only: the simulator is never reachable from outside
+        port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.services.accounts.ctx.api_base_overrides = {
+            **self.services.accounts.ctx.api_base_overrides,
+            "wecom": self.base_url,
+        }
+        await self._ensure_account()
+        log.info("sandbox: WeCom simulator on %s", self.base_url)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _ensure_account(self) -> None:
+        db = self.services.db
+        async with db.transaction() as s:
+            rows = (
+                await s.scalars(select(ChannelAccount).where(ChannelAccount.kind == "wecom.app"))
+            ).all()
+            sandbox_rows = [r for r in rows if r.config.get("sandbox")]
+            if not rows:
+                alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                row = ChannelAccount(
+                    kind="wecom.app",
+                    name="沙箱企业微信应用 (sandbox)",
+                    config={"corp_id": "wwsandbox0001", "agent_id": 1000002, "sandbox": True},
+                    secrets=self.services.secrets.seal(
+                        {
+                            "secret": secrets.token_urlsafe(32),
+                            "token": "".join(secrets.choice(alphabet) for _ in range(24)),
+                            "encoding_aes_key": "".join(
+                                secrets.choice(alphabet) for _ in range(43)
+                            ),
+                        }
+                    ),
+                    callback_token=secrets.token_urlsafe(24),
+                )
+                s.add(row)
+                await s.flush()
+                sandbox_rows = [row]
+            if not (await s.scalars(select(KeywordRule.id).limit(1))).first():
+                for priority, (keyword, match, reply) in enumerate(SANDBOX_RULES):
+                    s.add(KeywordRule(keyword=keyword, match=match, reply=reply, priority=priority))
+        for row in sandbox_rows:
+            plain = self.services.secrets.open(row.secrets)
+            app = SimApp(
+                corp_id=str(row.config["corp_id"]),
+                agent_id=int(row.config["agent_id"]),
+                secret=plain["secret"],
+                token=plain["token"],
+                encoding_aes_key=plain["encoding_aes_key"],
+            )
+            self.sim.add_app(app)
+            for member in ("zhangsan", "lisi", "wangwu"):
+                self.sim.add_member(app.corp_id, member)
+            self._accounts[row.id] = (row.name, app, row.callback_token)
+
+    # ---- admin_web.deps.CustomerSimulator
+
+    def accounts(self) -> Sequence[tuple[int, str]]:
+        return [(i, name) for i, (name, _app, _tok) in self._accounts.items()]
+
+    async def send_as_customer(self, account_id: int, customer: str, text: str) -> int:
+        name, app, token = self._accounts[account_id]
+        self.sim.add_member(app.corp_id, customer)
+        plaintext = text_message_xml(app, customer, text, msg_id=secrets.randbits(63))
+        url = f"{self.services.settings.public_url}/callbacks/wecom.app/{token}"
+        status, _ = await post_callback(self.services.http, url, sign_callback(app, plaintext))
+        return status
+
+    def delivered(self, limit: int = 50) -> Sequence[Mapping[str, Any]]:
+        return [{"to": m.touser, "text": m.content} for m in reversed(self.sim.sent[-limit:])]

@@ -1,0 +1,116 @@
+"""Parse WeCom callback bodies: the encrypted envelope and the decrypted message XML.
+
+XML is parsed with defusedxml (no DTDs, no entities: bombs are refused before any
+expansion). Every documented MsgType maps to a MessageKind; events become InboundEvent
+values; anything unknown is kept raw as MessageKind.UNKNOWN and acknowledged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from xml.etree.ElementTree import Element  # noqa: S405  (type only; parsing goes through defusedxml)
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
+from channels.base import MalformedPayload
+from conversations.types import InboundEvent, InboundMessage, MessageKind
+
+MESSAGE_KINDS: Mapping[str, MessageKind] = {
+    "text": MessageKind.TEXT,
+    "image": MessageKind.IMAGE,
+    "voice": MessageKind.VOICE,
+    "video": MessageKind.VIDEO,
+    "shortvideo": MessageKind.VIDEO,
+    "file": MessageKind.FILE,
+    "location": MessageKind.LOCATION,
+    "link": MessageKind.LINK,
+}
+
+
+def parse_xml(body: bytes | str) -> dict[str, str]:
+    """Flat dict of the root's children; nested elements are kept as their XML text."""
+    try:
+        root: Element = SafeET.fromstring(body, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        raise MalformedPayload(f"XML refused: {type(exc).__name__}") from exc
+    except SafeET.ParseError as exc:
+        raise MalformedPayload(f"malformed XML: {exc}") from exc
+    if root.tag != "xml":
+        raise MalformedPayload(f"unexpected XML root <{root.tag}>")
+    out: dict[str, str] = {}
+    for child in root:
+        if len(child):
+            out[child.tag] = _nested(child)
+        else:
+            out[child.tag] = (child.text or "").strip()
+    return out
+
+
+def _nested(element: Element) -> str:
+    # e.g. change_external_chat's MemChangeList: keep the items joined for the payload
+    return ",".join(
+        (item.text or "").strip() for item in element.iter() if item is not element and item.text
+    )
+
+
+def provider_key(fields: Mapping[str, str], plaintext: bytes) -> str:
+    """MsgId when present; else a hash of the decrypted plaintext, because 客户联系 events
+    all come from `sys` and share seconds (FromUserName+CreateTime collides, issue 11)."""
+    msg_id = fields.get("MsgId") or fields.get("MsgID")
+    if msg_id:
+        return f"msg:{msg_id}"
+    return "sha256:" + hashlib.sha256(plaintext).hexdigest()
+
+
+def _occurred(fields: Mapping[str, str]) -> datetime:
+    try:
+        return datetime.fromtimestamp(int(fields.get("CreateTime", "0")), UTC)
+    except (ValueError, OverflowError):
+        return datetime.fromtimestamp(0, UTC)
+
+
+def to_inbound(plaintext: bytes) -> InboundMessage | InboundEvent:
+    """One decrypted callback plaintext → one Inbound value (pure)."""
+    fields = parse_xml(plaintext)
+    raw = plaintext.decode("utf-8", "replace")
+    key = provider_key(fields, plaintext)
+    msg_type = fields.get("MsgType", "")
+    sender = fields.get("FromUserName", "")
+    when = _occurred(fields)
+    if msg_type == "event":
+        event = fields.get("Event", "unknown")
+        change = fields.get("ChangeType")
+        event_type = f"wecom.{event}" + (f".{change}" if change else "")
+        return InboundEvent(
+            provider_key=key,
+            event_type=event_type,
+            occurred_at=when,
+            payload=fields,
+            raw=raw,
+            external_id=fields.get("ExternalUserID") or None,
+            staff_external_id=fields.get("UserID") or (sender if sender != "sys" else None),
+        )
+    kind = MESSAGE_KINDS.get(msg_type, MessageKind.UNKNOWN)
+    return InboundMessage(
+        provider_key=key,
+        external_id=sender or "unknown",
+        kind=kind,
+        text=_text_of(kind, fields),
+        occurred_at=when,
+        raw=raw,
+        payload=fields,
+        provider_message_id=fields.get("MsgId") or None,
+    )
+
+
+def _text_of(kind: MessageKind, f: Mapping[str, str]) -> str:
+    if kind == MessageKind.TEXT:
+        return f.get("Content", "")
+    if kind == MessageKind.LOCATION:
+        return f.get("Label") or f"{f.get('Location_X', '')},{f.get('Location_Y', '')}"
+    if kind == MessageKind.LINK:
+        return f"{f.get('Title', '')} {f.get('Url', '')}".strip()
+    return ""
