@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from autoreply.settings import AutoReplySettings
 from channels.base import ChannelContext, PullAdapter
 from channels.media import MediaStore
 from channels.registry import AdapterRegistry, default_registry
@@ -118,7 +119,10 @@ async def build_services(
     async def wake_dispatcher(_kind: str, _id: int) -> None:
         dispatcher.wake()
 
-    pipeline = Pipeline(db, queue, registry, build_handlers(), after_commit=[wake_dispatcher])
+    autoreply = AutoReplySettings.from_section(settings.section("autoreply"))
+    pipeline = Pipeline(
+        db, queue, registry, build_handlers(autoreply), after_commit=[wake_dispatcher]
+    )
     return Services(
         settings=settings,
         db=db,
@@ -190,6 +194,7 @@ def web_app(services: Services) -> web.Application:
         )
 
     app.router.add_get("/healthz", healthz)
+    from admin_web import autoreply_views
     from admin_web.app import setup_console
     from admin_web.deps import ConsoleDeps
 
@@ -207,6 +212,11 @@ def web_app(services: Services) -> web.Application:
             wake_outbox=services.dispatcher.wake,
             channel_labels=labels,
             simulator=services.extras.get("simulator"),
+            extra_routes=[
+                autoreply_views.build_routes(
+                    AutoReplySettings.from_section(services.settings.section("autoreply"))
+                )
+            ],
         ),
     )
     return app

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from autoreply.keywords import keyword_autoreply
+from autoreply.cache import EngineCache
+from autoreply.handler import AutoReplyHandler
+from autoreply.settings import AutoReplySettings
 
 from .pipeline import Handlers
 
 
-def build_handlers() -> Handlers:
+def build_handlers(autoreply: AutoReplySettings | None = None) -> Handlers:
     handlers = Handlers()
-    # 1. the keyword auto-reply (claims the message when it answers)
-    handlers.on_message("autoreply.keywords", keyword_autoreply)
+    # 1. auto-reply: rules, FAQ, welcome/away, hand-off (claims the message when it answers)
+    engine = EngineCache(autoreply or AutoReplySettings())
+    handlers.on_message("autoreply", AutoReplyHandler(engine))
     return handlers
