@@ -25,6 +25,7 @@ from .budget import bot_replies_since, window_remaining
 from .cache import EngineCache
 from .engine import Decision, Facts, Outcome
 from .handoff import HUMAN, hand_off, responsible_staff, resume_if_idle
+from .lifecycle import AccountProfile
 from .models import FaqEntry, KeywordRule
 from .normalize import exact_form
 from .rules import Choice
@@ -70,6 +71,8 @@ class AutoReplyHandler:
             return
         conv = ctx.conversation
         session = ctx.session
+        if await _already_answered(session, msg.id):
+            return  # a re-run after a crash between send and commit: never twice
         snapshot = await self.cache.current(session)
         profile = snapshot.profile(ctx.account.id)
         is_open = profile.hours.is_open(ctx.now)
@@ -77,13 +80,8 @@ class AutoReplyHandler:
             session, conv, idle_after=self.settings.human_idle.total_seconds(), now=ctx.now
         ):
             if not is_open:
-                # a human owns it but nobody is at work: say so once a day
-                day = profile.hours.local_date(ctx.now).isoformat()
-                away = _Planned(
-                    f"autoreply:away:{conv.id}:{day}",
-                    ChannelContent(MessageKind.TEXT, profile.away(self.settings)),
-                    Purpose.AUTO_REPLY,
-                )
+                # a human owns it but nobody is at work: say so (once a day)
+                away = self._away(conv.id, profile, ctx.now)
                 await self._send(ctx, [away], await self._remaining(ctx), profile.hours.tz)
             ctx.notes.append("autoreply: human mode")
             return
@@ -117,34 +115,38 @@ class AutoReplyHandler:
         if decision.outcome is Outcome.HANDOFF and plan and decision.reason == "low_confidence":
             # a first "hello" the bot cannot place: the welcome is answer enough
             decision = Decision(Outcome.QUIET, "welcomed")
-        hits_after = await self._count_hit(session, decision, ctx.now)
-        if decision.outcome in (Outcome.RULE, Outcome.FAQ):
+        answering = decision.outcome in (Outcome.RULE, Outcome.FAQ)
+        wanted = len(plan) + answering
+        remaining = await self._remaining(ctx)
+        over_budget = remaining is not None and wanted and wanted >= remaining
+        if over_budget and decision.outcome is not Outcome.HANDOFF:
+            # keep the last allowed message for the hand-off notice (微信客服 5 / 48 h)
+            decision = Decision(Outcome.HANDOFF, "reply_budget", rule=decision.rule)
+            plan, answering = [], False
+        if answering:
+            hits_after = await self._count_hit(session, decision, ctx.now)
             variant = _variant(decision, msg.id, hits_after)
             plan.append(
                 _Planned(
                     reply_key(msg.id), variant.content_for(ctx.account.kind), Purpose.AUTO_REPLY
                 )
             )
-        remaining = await self._remaining(ctx)
-        if (
-            remaining is not None
-            and decision.outcome is not Outcome.HANDOFF
-            and len(plan) >= remaining
-        ):
-            # keep the last allowed message for the hand-off notice (微信客服 5 / 48 h)
-            decision = Decision(Outcome.HANDOFF, "reply_budget", rule=decision.rule)
-            plan = []
         if decision.outcome is Outcome.HANDOFF:
-            text = profile.handoff(self.settings) if is_open else profile.away(self.settings)
             if decision.reason == "reply_budget":
-                text = self.settings.budget_text
-            plan.append(
-                _Planned(
+                notice = _Planned(
                     reply_key(msg.id, "handoff"),
-                    ChannelContent(MessageKind.TEXT, text),
+                    ChannelContent(MessageKind.TEXT, self.settings.budget_text),
                     Purpose.AUTO_REPLY,
                 )
-            )
+            elif is_open:
+                notice = _Planned(
+                    reply_key(msg.id, "handoff"),
+                    ChannelContent(MessageKind.TEXT, profile.handoff(self.settings)),
+                    Purpose.AUTO_REPLY,
+                )
+            else:
+                notice = self._away(conv.id, profile, ctx.now)
+            plan.append(notice)
             notified = await hand_off(
                 session,
                 conv,
@@ -164,6 +166,15 @@ class AutoReplyHandler:
             )
         if sent or decision.outcome is Outcome.HANDOFF:
             ctx.claim(self.name)
+
+    def _away(self, conversation_id: int, profile: AccountProfile, now: datetime) -> _Planned:
+        """The out-of-office notice: at most one per conversation per local day."""
+        day = profile.hours.local_date(now).isoformat()
+        return _Planned(
+            f"autoreply:away:{conversation_id}:{day}",
+            ChannelContent(MessageKind.TEXT, profile.away(self.settings)),
+            Purpose.AUTO_REPLY,
+        )
 
     async def _remaining(self, ctx: MessageContext) -> int | None:
         return await window_remaining(ctx.session, ctx.conversation, ctx.rules, ctx.now)
@@ -245,6 +256,14 @@ def _variant(decision: Decision, message_id: int, hits: int) -> ReplyVariant:
         return replies[(hits - 1) % len(replies)]
     # seeded by the message: a retried message gets the same answer
     return replies[random.Random(message_id).randrange(len(replies))]
+
+
+async def _already_answered(session: AsyncSession, message_id: int) -> bool:
+    keys = [reply_key(message_id, part) for part in ("", "welcome", "handoff")]
+    found = await session.scalar(
+        select(OutboxItem.id).where(OutboxItem.idempotency_key.in_(keys)).limit(1)
+    )
+    return found is not None
 
 
 async def _previous_inbound(

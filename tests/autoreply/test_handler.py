@@ -92,7 +92,7 @@ async def test_read_only_channel_is_never_answered(db: Database) -> None:
 
 
 async def test_same_message_twice_is_answered_once(bench: Bench) -> None:
-    await add_rule(bench.db, keywords=["价格"], replies=["x"])
+    rule_id = await add_rule(bench.db, keywords=["价格"], replies=["x"])
     ctx = await bench.say("价格")
     async with bench.db.transaction() as s:
         ctx.session = s
@@ -101,6 +101,9 @@ async def test_same_message_twice_is_answered_once(bench: Bench) -> None:
         ctx.claimed_by = None
         await bench.handler(ctx)
     assert len(await bench.outbox()) == 1
+    async with bench.db.reading() as s:
+        row = await s.get(KeywordRule, rule_id)
+        assert row is not None and row.hits == 1
 
 
 async def test_loop_guard_stops_after_n_replies_a_minute(db: Database) -> None:
@@ -265,3 +268,26 @@ async def test_tag_scoped_rule_uses_injected_lookup(db: Database) -> None:
     await add_rule(db, keywords=["价格"], replies=["普通价"])
     await b.say("价格")
     assert await b.texts() == ["VIP价"]
+
+
+async def test_acknowledgement_with_spent_kf_budget_does_not_hand_off(db: Database) -> None:
+    b = await make_bench(db, rules=KF_RULES)
+    await _kf_history(db, b, sent=5)
+    await b.say("好的", at=DELAYED)
+    assert (await b.conversation()).mode == "bot"
+
+
+async def test_human_mode_outside_hours_sends_away_notice_once_a_day(bench: Bench) -> None:
+    async with bench.db.transaction() as s:
+        await service.save_account_settings(
+            s,
+            bench.account.id,
+            {"weekly_hours": {"0": [["09:00", "18:00"]]}, "away_text": "下班了"},
+            actor_id=None,
+        )
+    monday_10 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    await bench.say("转人工", now=monday_10)
+    monday_20 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    for minute in range(3):
+        await bench.say(f"有人吗{minute}", now=monday_20 + timedelta(minutes=minute))
+    assert (await bench.texts()).count("下班了") == 1
