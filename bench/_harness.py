@@ -39,6 +39,11 @@ class Instance:
     def callback_url(self) -> str:
         return f"{self.base}/callbacks/wecom.app/{self.token}"
 
+    def cpu_seconds(self) -> float:
+        """User+system CPU the server process used so far (robust on a busy machine)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.terminate()
         try:

@@ -62,9 +62,11 @@ async def run(
                                 failures += 1
                         latencies.append((time.perf_counter() - started) * 1000)
 
+                cpu0 = inst.cpu_seconds()
                 t0 = time.perf_counter()
                 await asyncio.gather(*(worker() for _ in range(concurrency)))
                 elapsed = time.perf_counter() - t0
+                cpu_ingest = inst.cpu_seconds() - cpu0
             db = Database(create_engine(inst.database_url))
             async with db.reading() as s:
                 stored = int(
@@ -98,6 +100,7 @@ async def run(
         "ack_latency_ms_p50": round(percentile(latencies, 50), 2),
         "ack_latency_ms_p99": round(percentile(latencies, 99), 2),
         "non_200": failures,
+        "server_cpu_ms_per_callback": round(cpu_ingest * 1000 / len(work), 3),
         "duplicates": stored - distinct,
         "losses": n - distinct,
         "targets": {

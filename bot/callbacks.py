@@ -27,10 +27,27 @@ Publish = Callable[[RecordResult], Awaitable[None]]
 Store = Callable[[int, Sequence[Inbound]], Awaitable[RecordResult]]
 
 
+def _external_url(request: web.Request) -> str:
+    """The URL as the provider called it: behind a reverse proxy, from X-Forwarded-*
+    (Twilio signs the exact public URL)."""
+    proto = request.headers.get("X-Forwarded-Proto")
+    host = request.headers.get("X-Forwarded-Host")
+    url = request.url
+    if proto:
+        url = url.with_scheme(proto.split(",")[0].strip())
+    if host:
+        url = url.with_host(host.split(",")[0].strip().split(":")[0])
+        if ":" in host:
+            url = url.with_port(int(host.rsplit(":", 1)[1]))
+        elif proto:
+            url = url.with_port(None)
+    return str(url)
+
+
 def _raw(request: web.Request, body: bytes) -> RawRequest:
     return RawRequest(
         method=request.method,
-        url=str(request.url),
+        url=_external_url(request),
         path=request.path,
         query=dict(request.query),
         headers=dict(request.headers),

@@ -36,6 +36,8 @@ class IngestBatcher:
         self.cache = ConversationCache()
         self._pending: list[_Request] = []
         self._flushing: asyncio.Task[None] | None = None
+        self.batches = 0  # for metrics: requests / batches = mean batch size
+        self.requests = 0
 
     async def record(self, account_id: int, items: Sequence[Inbound]) -> RecordResult:
         """Store `items` for an account; returns once they are committed."""
@@ -48,6 +50,8 @@ class IngestBatcher:
     async def _flush_all(self) -> None:
         while self._pending:
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            self.batches += 1
+            self.requests += len(batch)
             try:
                 results = await self._store(batch)
             except Exception:  # noqa: BLE001  (isolate the failing request below)

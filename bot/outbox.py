@@ -226,7 +226,8 @@ class OutboxDispatcher:
 
     async def _record(self, item: OutboxItem, result: SendResult) -> None:
         now = utcnow()
-        attempts = item.attempts + 1
+        # waiting for our own rate limit is not a failed attempt
+        attempts = item.attempts + (0 if result.error_code == "rate_limited" else 1)
         values: dict[str, Any] = {"attempts": attempts, "lease_until": None, "lease_owner": None}
         msg_values: dict[str, Any] = {}
         if result.outcome == SendOutcome.SENT:

@@ -7,12 +7,13 @@ of a processed item is a no-op (handlers are idempotent by construction).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from channels.registry import AdapterRegistry
 from conversations.actions import RecordResult
@@ -56,6 +57,9 @@ class Pipeline:
         self.registry = registry
         self.handlers = handlers
         self.after_commit = list(after_commit)
+        self.max_batch = 100
+        self._pending: list[tuple[int, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def publish(self, result: RecordResult) -> None:
         """Hand newly stored rows to the handlers (called after the ingest commit)."""
@@ -65,48 +69,118 @@ class Pipeline:
             await self.queue.publish(INBOUND_TOPIC, f"event:{eid}")
 
     async def process(self, item: str) -> None:
+        """Handle one queue item; returns once its transaction committed.
+
+        Concurrent calls are micro-batched: messages arriving while a batch commits are
+        handled together in the next transaction (one commit, set-based loads). If a
+        batch fails, its messages are retried one transaction each.
+        """
         kind, _, raw_id = item.partition(":")
         if kind == "message":
-            await self._process_message(int(raw_id))
+            await self._batched_message(int(raw_id))
         elif kind == "event":
             await self._process_event(int(raw_id))
         else:
             log.error("pipeline: unknown item %r dropped", item)
 
-    async def _process_message(self, message_id: int) -> None:
+    async def _batched_message(self, message_id: int) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((message_id, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+        await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            try:
+                await self._process_messages([mid for mid, _ in batch])
+            except Exception:  # noqa: BLE001  (isolate the failing message below)
+                log.warning("pipeline batch of %d failed; one by one", len(batch), exc_info=True)
+                for mid, future in batch:
+                    try:
+                        await self._process_messages([mid])
+                    except Exception as exc:  # noqa: BLE001  (the queue retries / dead-letters it)
+                        if not future.done():
+                            future.set_exception(exc)
+                    else:
+                        if not future.done():
+                            future.set_result(None)
+                continue
+            for _mid, future in batch:
+                if not future.done():
+                    future.set_result(None)
+
+    async def _process_messages(self, message_ids: list[int]) -> None:
         started = time.perf_counter()
+        done: list[tuple[int, MessageContext]] = []
         async with self.db.transaction() as s:
-            msg = await s.get(Message, message_id, with_for_update=self.db.dialect == "postgresql")
-            if msg is None or msg.processed_at is not None:
-                return
-            conv = await s.get(Conversation, msg.conversation_id)
-            account = await s.get(ChannelAccount, msg.account_id)
-            assert conv is not None and account is not None
-            customer = await s.get(Customer, conv.customer_id)
-            assert customer is not None
-            ctx = MessageContext(
-                session=s,
-                account=account,
-                rules=self.registry.rules(account.kind),
-                conversation=conv,
-                customer=customer,
-                message=msg,
-                now=utcnow(),
+            query = select(Message).where(
+                Message.id.in_(message_ids), Message.processed_at.is_(None)
             )
-            for _name, handler in self.handlers.messages:
-                await handler(ctx)
-            msg.processed_at = utcnow()
-        log.info(
-            "processed message=%s account=%s kind=%s claimed=%s %s in %.1fms",
-            message_id,
-            msg.account_id,
-            msg.kind,
-            ctx.claimed_by,
-            " ".join(ctx.notes),
-            (time.perf_counter() - started) * 1000,
-        )
-        for hook in self.after_commit:
-            await hook("message", message_id)
+            if self.db.dialect == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            messages = (await s.scalars(query.order_by(Message.id))).all()
+            if not messages:
+                return
+            convs = {
+                c.id: c
+                for c in await s.scalars(
+                    select(Conversation).where(
+                        Conversation.id.in_({m.conversation_id for m in messages})
+                    )
+                )
+            }
+            accounts = {
+                a.id: a
+                for a in await s.scalars(
+                    select(ChannelAccount).where(
+                        ChannelAccount.id.in_({m.account_id for m in messages})
+                    )
+                )
+            }
+            customers = {
+                c.id: c
+                for c in await s.scalars(
+                    select(Customer).where(Customer.id.in_({c.customer_id for c in convs.values()}))
+                )
+            }
+            now = utcnow()
+            for msg in messages:
+                conv = convs[msg.conversation_id]
+                account = accounts[msg.account_id]
+                ctx = MessageContext(
+                    session=s,
+                    account=account,
+                    rules=self.registry.rules(account.kind),
+                    conversation=conv,
+                    customer=customers[conv.customer_id],
+                    message=msg,
+                    now=now,
+                )
+                for _name, handler in self.handlers.messages:
+                    await handler(ctx)
+                done.append((msg.id, ctx))
+            # one statement marks the whole batch processed, in the handlers' transaction
+            await s.execute(
+                update(Message.__table__)  # type: ignore[arg-type]  # Core table: no ORM bulk rules
+                .where(Message.__table__.c.id.in_([mid for mid, _ in done]))
+                .values(processed_at=utcnow())
+            )
+        elapsed = (time.perf_counter() - started) * 1000
+        for mid, ctx in done:
+            log.info(
+                "processed message=%s account=%s claimed=%s %s (batch of %d in %.1fms)",
+                mid,
+                ctx.account.id,
+                ctx.claimed_by,
+                " ".join(ctx.notes),
+                len(done),
+                elapsed,
+            )
+        for mid, _ctx in done:
+            for hook in self.after_commit:
+                await hook("message", mid)
 
     async def _process_event(self, event_id: int) -> None:
         async with self.db.transaction() as s:

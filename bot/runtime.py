@@ -100,7 +100,7 @@ async def build_services(
         queue = RedisStreamQueue.from_url(settings.redis_url, dead_letter=sink)
         state = RedisState.from_url(settings.redis_url)
     else:
-        queue = InProcessQueue(dead_letter=sink)
+        queue = InProcessQueue(dead_letter=sink, concurrency=64)  # lets the pipeline batch
         state = MemoryState()
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
     media = MediaStore(Path(settings.data_dir) / "media")
@@ -177,6 +177,7 @@ def web_app(services: Services) -> web.Application:
     """The aiohttp application of the web role: callbacks, console, health."""
     app = web.Application(client_max_size=services.settings.max_body_bytes)
     batcher = IngestBatcher(services.db)
+    services.extras["ingest"] = batcher
     callbacks = CallbackRoutes(batcher.record, services.accounts, services.pipeline.publish)
     app.router.add_routes(callbacks.routes())
     services.extras["callbacks"] = callbacks

@@ -10,14 +10,21 @@ from __future__ import annotations
 import logging
 import secrets
 import socket
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from aiohttp import web
 from sqlalchemy import select
 
 from autoreply.models import KeywordRule
 from autoreply.store import RULES, bump_versions
+from channels.sms.aliyun.simulator import AliyunSimulator
+from channels.sms.aliyun.simulator import simulated_account as aliyun_account
+from channels.sms.simulation import GatewaySimulator
+from channels.sms.tencent.simulator import TencentSimulator
+from channels.sms.tencent.simulator import simulated_account as tencent_account
+from channels.sms.twilio.simulator import TwilioSimulator
+from channels.sms.twilio.simulator import simulated_account as twilio_account
 from channels.wecom.simulator import (
     SimApp,
     WeComSimulator,
@@ -26,6 +33,7 @@ from channels.wecom.simulator import (
     text_message_xml,
 )
 from conversations.models import ChannelAccount
+from conversations.types import AccountRef
 
 from .runtime import Services
 
@@ -39,10 +47,27 @@ SANDBOX_RULES = [
 ]
 
 
+class _PushesReplies(Protocol):
+    async def push_reply(self, phone: str, text: str) -> tuple[int, str]: ...
+
+
+def _sms_simulators() -> list[tuple[str, str, GatewaySimulator, Callable[[Any], AccountRef]]]:
+    """(kind, account name, simulator, AccountRef factory) for every SMS gateway."""
+    return [
+        ("sms.aliyun", "阿里云短信（沙箱）", AliyunSimulator(), aliyun_account),
+        ("sms.tencent", "腾讯云短信（沙箱）", TencentSimulator(), tencent_account),
+        ("sms.twilio", "Twilio SMS (sandbox)", TwilioSimulator(), twilio_account),
+    ]
+
+
 class WeComSandbox:
+    """Every provider simulator of sandbox mode (WeCom and the three SMS gateways)."""
+
     def __init__(self, services: Services) -> None:
         self.services = services
         self.sim = WeComSimulator()
+        self.sms = _sms_simulators()
+        self._sms_accounts: dict[int, GatewaySimulator] = {}
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         self._accounts: dict[int, tuple[str, SimApp, str]] = {}  # id → (name, app, callback token)
@@ -60,11 +85,47 @@ class WeComSandbox:
             "wecom": self.base_url,
         }
         await self._ensure_account()
-        log.info("sandbox: WeCom simulator on %s", self.base_url)
+        for kind, name, gateway, factory in self.sms:
+            await gateway.start()
+            await self._ensure_sms_account(kind, name, gateway, factory)
+        log.info("sandbox: WeCom simulator on %s, SMS simulators started", self.base_url)
 
     async def stop(self) -> None:
+        for _kind, _name, gateway, _factory in self.sms:
+            await gateway.close()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def _ensure_sms_account(
+        self, kind: str, name: str, gateway: GatewaySimulator, factory: Callable[[Any], AccountRef]
+    ) -> None:
+        """One sandbox account per gateway; its API base follows the simulator's port."""
+        ref = factory(gateway)
+        async with self.services.db.transaction() as s:
+            row = await s.scalar(
+                select(ChannelAccount)
+                .where(ChannelAccount.kind == kind)
+                .order_by(ChannelAccount.id)
+                .limit(1)
+            )
+            if row is not None and not row.config.get("sandbox"):
+                return  # a real account of this kind exists: no simulator for it
+            if row is None:
+                row = ChannelAccount(
+                    kind=kind,
+                    name=name,
+                    callback_token=secrets.token_urlsafe(24),
+                    config={},
+                    secrets={},
+                )
+                s.add(row)
+            row.config = {**ref.config, "sandbox": True}
+            row.secrets = self.services.secrets.seal(dict(ref.secrets))
+            await s.flush()
+            account_id, token = row.id, row.callback_token
+        gateway.callback_url = f"{self.services.settings.public_url}/callbacks/{kind}/{token}"
+        self.services.accounts.forget(account_id)
+        self._sms_accounts[account_id] = gateway
 
     async def _ensure_account(self) -> None:
         db = self.services.db
@@ -122,9 +183,20 @@ class WeComSandbox:
     # ---- admin_web.deps.CustomerSimulator
 
     def accounts(self) -> Sequence[tuple[int, str]]:
-        return [(i, name) for i, (name, _app, _tok) in self._accounts.items()]
+        names = {kind: name for kind, name, _g, _f in self.sms}
+        sms = [(i, names.get(self._kind_of(g), "SMS")) for i, g in self._sms_accounts.items()]
+        return [(i, name) for i, (name, _app, _tok) in self._accounts.items()] + sms
+
+    def _kind_of(self, gateway: GatewaySimulator) -> str:
+        return next(kind for kind, _n, g, _f in self.sms if g is gateway)
 
     async def send_as_customer(self, account_id: int, customer: str, text: str) -> int:
+        if account_id in self._sms_accounts:
+            # on SMS the customer is a phone number (上行短信 pushed by the gateway)
+            phone = customer if any(c.isdigit() for c in customer) else "13800138000"
+            gateway: _PushesReplies = self._sms_accounts[account_id]  # type: ignore[assignment]  # all three do
+            status, _ = await gateway.push_reply(phone, text)
+            return int(status)
         name, app, token = self._accounts[account_id]
         self.sim.add_member(app.corp_id, customer)
         plaintext = text_message_xml(app, customer, text, msg_id=secrets.randbits(63))
@@ -133,4 +205,9 @@ class WeComSandbox:
         return status
 
     def delivered(self, limit: int = 50) -> Sequence[Mapping[str, Any]]:
-        return [{"to": m.touser, "text": m.content} for m in reversed(self.sim.sent[-limit:])]
+        out: list[tuple[float, Mapping[str, Any]]] = [
+            (float(i), {"to": m.touser, "text": m.content}) for i, m in enumerate(self.sim.sent)
+        ]
+        for _kind, _name, gateway, _f in self.sms:
+            out.extend((m.sent_at, {"to": m.phone, "text": m.text}) for m in gateway.sent)
+        return [entry for _t, entry in out[-limit:]][::-1]

@@ -46,9 +46,10 @@ class AdapterRegistry:
 
 def default_registry() -> AdapterRegistry:
     """Every adapter shipped with crmbot. Each channel package exposes `SPECS`."""
+    from channels.sms import SPECS as SMS
     from channels.wecom.adapter import SPECS as WECOM
 
     registry = AdapterRegistry()
-    for spec in WECOM:
+    for spec in [*WECOM, *SMS]:
         registry.register(spec)
     return registry

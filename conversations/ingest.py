@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, tuple_, update
+from sqlalchemy import Table, bindparam, case, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import BindParameter
 
 from .actions import conversation_for, preview_of, resolve_identity
 from .db import utcnow
@@ -146,16 +147,18 @@ def _values(row: _Row, now: datetime) -> dict[str, Any]:
 async def _insert_returning(
     session: AsyncSession, rows: list[dict[str, Any]]
 ) -> list[tuple[int, int, str]]:
+    """executemany of one cached statement: SQLAlchemy batches it into multi-row
+    INSERT … RETURNING ("insertmanyvalues") without recompiling per batch size."""
     table: Table = Message.__table__  # type: ignore[assignment]  # declarative tables are Tables
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = (
         insert(table)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=["account_id", "provider_key"])
         .returning(table.c.id, table.c.account_id, table.c.provider_key)
     )
-    return [(int(a), int(b), str(c)) for a, b, c in (await session.execute(stmt)).all()]
+    result = await session.execute(stmt, rows)
+    return [(int(a), int(b), str(c)) for a, b, c in result.all()]
 
 
 async def _touch_conversations(session: AsyncSession, stored: Sequence[_Row]) -> None:
@@ -182,18 +185,21 @@ async def _touch_conversations(session: AsyncSession, stored: Sequence[_Row]) ->
                 entry["last_in"] = item.occurred_at
     if not per_conv:
         return
-    for entry in per_conv.values():
-        values: dict[str, Any] = {
-            "last_message_at": entry["last_at"],
-            "last_preview": entry["preview"],
-        }
-        if entry["n_unread"]:
-            values["unread_count"] = Conversation.unread_count + entry["n_unread"]
-            values["last_inbound_at"] = entry["last_in"]
-            values["status"] = "open"
-        await session.execute(
-            update(Conversation).where(Conversation.id == entry["cid"]).values(**values)
-        )
+    table: Table = Conversation.__table__  # type: ignore[assignment]
+    n_unread: BindParameter[int] = bindparam("n_unread")
+    # one executemany for every touched conversation (Core table: no ORM bulk rules)
+    await session.execute(
+        update(table)
+        .where(table.c.id == bindparam("cid"))
+        .values(
+            last_message_at=bindparam("last_at"),
+            last_preview=bindparam("preview"),
+            unread_count=table.c.unread_count + n_unread,
+            last_inbound_at=func.coalesce(bindparam("last_in"), table.c.last_inbound_at),
+            status=case((n_unread > 0, "open"), else_=table.c.status),
+        ),
+        list(per_conv.values()),
+    )
     await session.execute(
         update(Customer)
         .where(

@@ -66,6 +66,7 @@ class WeComAppAdapter:
         # sandbox accounts talk to the built-in simulator, wherever it listens this run
         sandbox_base = ctx.api_base_overrides.get("wecom") if cfg.get("sandbox") else None
         base = str(cfg.get("api_base") or sandbox_base or DEFAULT_BASE)
+        self._last: tuple[RawRequest, bytes] | None = None
         self.api = WeComApi(
             ctx.http,
             ctx.state,
@@ -89,6 +90,14 @@ class WeComAppAdapter:
         return q["msg_signature"], q["timestamp"], q["nonce"], encrypt
 
     def _decrypt(self, request: RawRequest) -> bytes:
+        # verify() then parse() see the same request: decrypt it once (still pure)
+        if self._last is not None and self._last[0] is request:
+            return self._last[1]
+        plain = self._decrypt_uncached(request)
+        self._last = (request, plain)
+        return plain
+
+    def _decrypt_uncached(self, request: RawRequest) -> bytes:
         sig, ts, nonce, encrypt = self._envelope(request)
         try:
             return self.crypto.decrypt_checked(sig, ts, nonce, encrypt)

@@ -1,0 +1,1 @@
+"""Twilio Programmable Messaging: Messages API, inbound and status webhooks."""
