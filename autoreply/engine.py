@@ -121,6 +121,11 @@ class Engine:
     def uses_tags(self) -> bool:
         return self.keywords.uses_tags
 
+    @property
+    def configured(self) -> bool:
+        """Whether anyone gave the bot something to say (a rule or an FAQ entry)."""
+        return len(self.faq) > 0 or any(r.id > 0 for r in self.keywords.rules)
+
     def decide(self, text: str, facts: Facts, *, explain: bool = False) -> Decision:
         """The decision for one message; `explain` records every candidate and score."""
         norm = normalize(text)

@@ -75,6 +75,8 @@ class AutoReplyHandler:
             return  # a re-run after a crash between send and commit: never twice
         snapshot = await self.cache.current(session)
         profile = snapshot.profile(ctx.account.id)
+        if not (snapshot.engine.configured or profile.welcome(self.settings)):
+            return  # nothing to say configured: the bot is off, hand-off notices would be noise
         is_open = profile.hours.is_open(ctx.now)
         if conv.mode == HUMAN and not await resume_if_idle(
             session, conv, idle_after=self.settings.human_idle.total_seconds(), now=ctx.now

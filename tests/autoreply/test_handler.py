@@ -17,6 +17,8 @@ from conversations.types import ChannelRules, MessageStatus, SenderType
 
 from .conftest import KF_RULES, Bench, make_bench
 
+OTHER_RULE = {"keywords": ["营业执照"], "replies": ["请看官网"]}  # configures the bot
+
 
 async def add_rule(db: Database, **data: Any) -> int:
     async with db.transaction() as s:
@@ -70,6 +72,12 @@ async def test_email_gets_html_content_of_the_reply(db: Database) -> None:
     assert item.payload["kind"] == "email" and item.payload["html"] == "<p>王小明</p>"
 
 
+async def test_bot_without_rules_or_faq_stays_silent(bench: Bench) -> None:
+    await bench.say("你们周末营业吗")
+    assert await bench.outbox() == []
+    assert (await bench.conversation()).mode == "bot"
+
+
 async def test_automated_message_is_never_answered(bench: Bench) -> None:
     await add_rule(bench.db, keywords=["价格"], replies=["x"])
     await bench.say("价格", automated=True)
@@ -115,6 +123,7 @@ async def test_loop_guard_stops_after_n_replies_a_minute(db: Database) -> None:
 
 
 async def test_handoff_keyword_switches_to_human_and_notifies_salesperson(bench: Bench) -> None:
+    await add_rule(bench.db, **OTHER_RULE)
     await bench.say("好的")  # the customer exists from here on
     staff_id = await assign_salesperson(bench.db)
     ctx = await bench.say("转人工")
@@ -131,6 +140,7 @@ async def test_handoff_keyword_switches_to_human_and_notifies_salesperson(bench:
 
 
 async def test_low_faq_confidence_hands_off(bench: Bench) -> None:
+    await add_rule(bench.db, **OTHER_RULE)
     await bench.say("在吗")  # first contact
     await bench.say("你们支持比特币付款吗")
     assert (await bench.conversation()).mode == "human"
@@ -170,6 +180,7 @@ async def test_welcome_on_first_contact_only(db: Database) -> None:
 
 
 async def test_handoff_outside_business_hours_sends_away_notice(bench: Bench) -> None:
+    await add_rule(bench.db, **OTHER_RULE)
     async with bench.db.transaction() as s:
         await service.save_account_settings(
             s,
@@ -278,6 +289,7 @@ async def test_acknowledgement_with_spent_kf_budget_does_not_hand_off(db: Databa
 
 
 async def test_human_mode_outside_hours_sends_away_notice_once_a_day(bench: Bench) -> None:
+    await add_rule(bench.db, **OTHER_RULE)
     async with bench.db.transaction() as s:
         await service.save_account_settings(
             s,
