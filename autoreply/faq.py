@@ -157,15 +157,22 @@ class FaqIndex:
         self._entry_docs: list[list[int]] = [[] for _ in self.entries]
         for doc, e_pos in enumerate(self._doc_entry):
             self._entry_docs[e_pos].append(doc)
-        # term → (phrasing, weight) and term → (entry, answer weight): candidate generation
-        self._doc_postings: dict[str, list[tuple[int, float]]] = {}
+        # term → [(entry, bound)], best first: the term's best phrasing weight in the
+        # entry plus its answer weight, an upper bound used to shortlist candidates
+        bounds: dict[str, dict[int, float]] = {}
         for doc, weights in enumerate(self._doc_weights):
+            entry_of_doc = self._doc_entry[doc]
             for term, weight in weights.items():
-                self._doc_postings.setdefault(term, []).append((doc, weight))
-        self._answer_postings: dict[str, list[tuple[int, float]]] = {}
+                per_entry = bounds.setdefault(term, {})
+                per_entry[entry_of_doc] = max(per_entry.get(entry_of_doc, 0.0), weight)
         for e_pos, weights in enumerate(self._answer_weights):
             for term, weight in weights.items():
-                self._answer_postings.setdefault(term, []).append((e_pos, weight))
+                per_entry = bounds.setdefault(term, {})
+                per_entry[e_pos] = per_entry.get(e_pos, 0.0) + ANSWER_WEIGHT * weight
+        self._postings: dict[str, list[tuple[int, float]]] = {
+            term: sorted(per_entry.items(), key=lambda kv: -kv[1])
+            for term, per_entry in bounds.items()
+        }
         self._answer_terms = [frozenset(c) for c in answer_terms]
         self._doc_terms = [frozenset(c) for c in doc_terms]
         self._general = tok.FREQ
@@ -321,18 +328,12 @@ class FaqIndex:
         rare = [t for t in terms if self._df[t] <= COMMON_POSTINGS]
         if not rare:
             rare = [min(terms, key=lambda t: self._df[t])]
-        doc_scores: dict[int, float] = {}
-        for term in rare:
-            for doc, weight in self._doc_postings.get(term, ()):
-                doc_scores[doc] = doc_scores.get(doc, 0.0) + weight
+        if len(rare) == 1:  # the common case: postings are stored best first
+            return [entry for entry, _ in self._postings.get(rare[0], ())[:SHORTLIST]]
         partial: dict[int, float] = {}
-        for doc, score in doc_scores.items():
-            entry = self._doc_entry[doc]
-            if score > partial.get(entry, 0.0):
-                partial[entry] = score
         for term in rare:
-            for entry, weight in self._answer_postings.get(term, ()):
-                partial[entry] = partial.get(entry, 0.0) + ANSWER_WEIGHT * weight
+            for entry, bound in self._postings.get(term, ()):
+                partial[entry] = partial.get(entry, 0.0) + bound
         if len(partial) <= SHORTLIST:
             return list(partial)
         return heapq.nlargest(SHORTLIST, partial, key=partial.__getitem__)

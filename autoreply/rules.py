@@ -104,6 +104,11 @@ class Rule:
         return channel_kind in self.channel_kinds or family in self.channel_kinds
 
 
+_MATCH_KINDS = {m.value: m for m in MatchKind}
+_ACTIONS = {a.value: a for a in RuleAction}
+_CHOICES = {c.value: c for c in Choice}
+
+
 def rule_from_fields(
     *,
     id: int,
@@ -122,19 +127,17 @@ def rule_from_fields(
 ) -> Rule:
     """Validate stored/edited fields into a `Rule`; raises `InvalidRule` listing problems."""
     problems: list[str] = []
-    try:
-        kind = MatchKind(match)
-    except ValueError:
+    # plain dict lookups: Enum(value) is the slowest step of a 10,000-rule rebuild
+    kind = _MATCH_KINDS.get(match)
+    if kind is None:
         problems.append(f"unknown match kind {match!r}")
         kind = MatchKind.CONTAINS
-    try:
-        act = RuleAction(action)
-    except ValueError:
+    act = _ACTIONS.get(action)
+    if act is None:
         problems.append(f"unknown action {action!r}")
         act = RuleAction.REPLY
-    try:
-        pick = Choice(choice)
-    except ValueError:
+    pick = _CHOICES.get(choice)
+    if pick is None:
         problems.append(f"unknown reply choice {choice!r}")
         pick = Choice.RANDOM
     words = tuple(dict.fromkeys(w for w in (normalize(str(k)).strip() for k in keywords) if w))
