@@ -22,7 +22,16 @@ from .i18n import current_locale, negotiate
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # paths that never need a console login (providers, health, static, public pages)
-PUBLIC_PREFIXES = ("/callbacks/", "/healthz", "/static/", "/login", "/metrics", "/u/", "/api/")
+PUBLIC_PREFIXES = (
+    "/callbacks/",
+    "/healthz",
+    "/static/",
+    "/login",
+    "/metrics",
+    "/email/unsubscribe/",
+    "/r/",
+    "/api/",
+)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOGIN_ATTEMPTS_PER_MINUTE = 5
 

@@ -52,15 +52,21 @@ class Instance:
             self.proc.kill()
 
 
-async def start_instance(
-    data_dir: Path, database_url: str | None = None, extra_env: dict[str, str] | None = None
-) -> Instance:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    url = database_url or f"sqlite+aiosqlite:///{data_dir / 'bench.db'}"
-    secret_key = secrets.token_urlsafe(40)
+@dataclass
+class Store:
+    url: str
+    app: SimApp
+    token: str
+    secret_key: str
+
+
+async def prepare_store(url: str) -> Store:
+    """Migrate a scratch store and add one WeCom app account (no auto-reply rules, so
+    the numbers measure ingest and the pipeline, not a provider)."""
     await asyncio.to_thread(upgrade, url)
     app = new_app()
     token = secrets.token_urlsafe(16)
+    secret_key = secrets.token_urlsafe(40)
     db = Database(create_engine(url))
     async with db.transaction() as s:
         s.add(
@@ -83,6 +89,16 @@ async def start_instance(
             )
         )
     await db.dispose()
+    return Store(url, app, token, secret_key)
+
+
+async def start_instance(
+    data_dir: Path, database_url: str | None = None, extra_env: dict[str, str] | None = None
+) -> Instance:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    url = database_url or f"sqlite+aiosqlite:///{data_dir / 'bench.db'}"
+    store = await prepare_store(url)
+    app, token, secret_key = store.app, store.token, store.secret_key
     port = free_port()
     env = {
         **os.environ,

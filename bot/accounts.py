@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -30,8 +31,16 @@ class LoadedAccount:
 
 class AccountDirectory:
     def __init__(
-        self, db: Database, registry: AdapterRegistry, ctx: ChannelContext, secrets: SecretBox
+        self,
+        db: Database,
+        registry: AdapterRegistry,
+        ctx: ChannelContext,
+        secrets: SecretBox,
+        installation_secrets: Mapping[str, str] | None = None,
     ) -> None:
+        # keys every adapter may need that belong to the installation, not to one
+        # account (e.g. the key signing one-click unsubscribe links)
+        self.installation_secrets = dict(installation_secrets or {})
         self.db = db
         self.registry = registry
         self.ctx = ctx
@@ -45,7 +54,7 @@ class AccountDirectory:
             kind=row.kind,
             name=row.name,
             config=dict(row.config),
-            secrets=self.secrets.open(row.secrets),
+            secrets={**self.installation_secrets, **self.secrets.open(row.secrets)},
         )
 
     def _load(self, row: ChannelAccount) -> LoadedAccount:
@@ -84,6 +93,13 @@ class AccountDirectory:
         loaded = self._by_id.pop(account_id, None)
         if loaded is not None:
             self._by_token.pop(loaded.callback_token, None)
+
+    async def close_adapters(self) -> None:
+        """Let adapters holding connections (IMAP) close them."""
+        for loaded in self._by_id.values():
+            closer = getattr(loaded.adapter, "aclose", None)
+            if closer is not None:
+                await closer()
 
     async def all_enabled(self) -> list[LoadedAccount]:
         async with self.db.reading() as s:

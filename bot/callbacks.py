@@ -20,6 +20,8 @@ from conversations.actions import RecordResult
 from conversations.types import Inbound
 
 from .accounts import AccountDirectory
+from .log_context import bind, new_request_id
+from .metrics import CALLBACK_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,15 @@ class CallbackRoutes:
             return web.Response(status=exc.status, text=exc.kind.value)
 
     async def receive(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        with bind(request_id=new_request_id()):
+            response = await self._receive(request)
+        CALLBACK_SECONDS.labels(
+            kind=request.match_info["kind"], status=str(response.status)
+        ).observe(time.perf_counter() - started)
+        return response
+
+    async def _receive(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
         found = await self._account(request)
         if isinstance(found, web.Response):

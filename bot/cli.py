@@ -15,6 +15,8 @@ from conversations.access import Role as StaffRole
 from conversations.db import Database, create_engine
 from conversations.staff import PasswordPolicyError, create_staff, generate_password, staff_count
 
+from . import log_context
+from .account_config import apply_configured_accounts
 from .config import ConfigError, Settings, load_settings
 from .migrate import upgrade
 from .runtime import ALL_ROLES, Role, Services, build_services, start_background, web_app
@@ -23,11 +25,7 @@ log = logging.getLogger("crmbot")
 
 
 def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    log_context.configure_logging(settings.log_format, settings.log_level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
@@ -43,7 +41,12 @@ async def ensure_first_admin(db: Database) -> tuple[str, str] | None:
         return "admin", password
 
 
-def _banner(settings: Settings, login: tuple[str, str] | None, sandbox: bool) -> str:
+def _banner(
+    settings: Settings,
+    login: tuple[str, str] | None,
+    sandbox: bool,
+    configured: list[tuple[str, str, str]] | None = None,
+) -> str:
     lines = ["", "crmbot is running.", f"  Console:  {settings.public_url}/"]
     if login:
         lines.append(
@@ -67,6 +70,11 @@ def serve(settings: Settings, roles: frozenset[Role]) -> None:
 
     async def make_app() -> web.Application:
         services = await build_services(settings, roles)
+        try:
+            configured = await apply_configured_accounts(services)
+        except ConfigError:
+            await services.close()
+            raise
         login = await ensure_first_admin(services.db) if Role.WEB in roles else None
         sandbox = None
         if settings.sandbox:
@@ -79,7 +87,7 @@ def serve(settings: Settings, roles: frozenset[Role]) -> None:
 
         async def on_startup(_app: web.Application) -> None:
             await start_background(services)
-            print(_banner(settings, login, sandbox is not None), flush=True)  # noqa: T201
+            print(_banner(settings, login, sandbox is not None, configured), flush=True)  # noqa: T201
 
         async def on_cleanup(_app: web.Application) -> None:
             if sandbox is not None:
@@ -93,13 +101,14 @@ def serve(settings: Settings, roles: frozenset[Role]) -> None:
     web.run_app(make_app(), host=settings.host, port=settings.port, print=None, access_log=None)
 
 
-async def run_worker(settings: Settings) -> None:
-    services: Services = await build_services(settings, frozenset({Role.WORKER}))
+async def run_role(settings: Settings, role: Role) -> None:
+    """A headless role (worker or scheduler) until SIGINT/SIGTERM."""
+    services: Services = await build_services(settings, frozenset({role}))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, services.supervisor.stop.set)
     await start_background(services)
-    log.info("worker started")
+    log.info("%s started", role.value)
     try:
         await services.supervisor.stop.wait()
     finally:
@@ -115,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("run", help="everything in one process: migrate, console, callbacks, workers")
     sub.add_parser("web", help="callbacks and console only (stateless; scale out behind a proxy)")
     sub.add_parser("worker", help="pipeline handlers, outbox dispatch and pollers")
+    sub.add_parser("scheduler", help="fires broadcast schedules and drives their sends")
     sub.add_parser("migrate", help="bring the database schema up to date")
     sub.add_parser("check-config", help="validate the configuration and exit")
     users = sub.add_parser("users", help="staff accounts").add_subparsers(
@@ -145,14 +155,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "migrate":
             print("database is up to date")  # noqa: T201
             return 0
-    if args.command == "run":
-        serve(settings, ALL_ROLES)
-        return 0
-    if args.command == "web":
-        serve(settings, frozenset({Role.WEB}))
-        return 0
-    if args.command == "worker":
-        asyncio.run(run_worker(settings))
+    try:
+        if args.command == "run":
+            serve(settings, ALL_ROLES)
+            return 0
+        if args.command == "web":
+            serve(settings, frozenset({Role.WEB}))
+            return 0
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)  # noqa: T201
+        return 2
+    if args.command in ("worker", "scheduler"):
+        asyncio.run(run_role(settings, Role(args.command)))
         return 0
     if args.command == "users":
         return asyncio.run(_create_user(settings, args))

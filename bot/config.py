@@ -39,6 +39,8 @@ class Settings:
     max_body_bytes: int
     sqlite_synchronous: str
     sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # channel accounts managed in the config file ([[accounts]] tables), see bot/account_config.py
+    accounts: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -112,6 +114,10 @@ def load_settings(
 
     raw: dict[str, Any] = {k: v for k, v in file_values.items() if k in _CORE_KEYS}
     sections = {k: v for k, v in file_values.items() if isinstance(v, dict)}
+    accounts = file_values.get("accounts", [])
+    if not isinstance(accounts, list) or not all(isinstance(a, dict) for a in accounts):
+        errors.append("accounts: expected [[accounts]] tables")
+        accounts = []
     for key in _CORE_KEYS:
         if (_ENV_PREFIX + key.upper()) in env:
             raw[key] = env[_ENV_PREFIX + key.upper()]
@@ -161,6 +167,7 @@ def load_settings(
         max_body_bytes=values.get("max_body_bytes") or 1024 * 1024,
         sqlite_synchronous=sync,
         sections=sections,
+        accounts=tuple(accounts),
     )
 
 

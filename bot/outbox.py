@@ -14,6 +14,7 @@ import asyncio
 import logging
 import random
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -33,6 +34,8 @@ from conversations.types import (
 )
 
 from .accounts import AccountDirectory
+from .log_context import bind
+from .metrics import SEND_SECONDS, record_send
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,8 @@ class ReconcilingAdapter(Protocol):
 
 
 StatusListener = Callable[[int, int | None, str], Awaitable[None]]  # outbox id, message id, status
+# awaited before each first-time send: per-account rate limits (broadcasts.throttle)
+SendGate = Callable[[int, str], Awaitable[None]]  # account id, purpose
 
 
 def backoff(attempt: int, base: float = 2.0, cap: float = 900.0) -> float:
@@ -65,6 +70,7 @@ class OutboxDispatcher:
         concurrency: int = 16,
         idle_poll: float = 0.5,
         listeners: Sequence[StatusListener] = (),
+        gates: Sequence[SendGate] = (),
     ) -> None:
         self.db = db
         self.accounts = accounts
@@ -74,6 +80,7 @@ class OutboxDispatcher:
         self.idle_poll = idle_poll
         self.owner = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
         self.listeners = list(listeners)
+        self.gates = list(gates)
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -189,6 +196,10 @@ class OutboxDispatcher:
         )
 
     async def _deliver(self, item_id: int) -> None:
+        with bind(outbox_id=item_id):
+            await self._deliver_bound(item_id)
+
+    async def _deliver_bound(self, item_id: int) -> None:
         async with self.db.reading() as s:
             item = await s.get(OutboxItem, item_id)
         if item is None or item.lease_owner != self.owner:
@@ -208,6 +219,7 @@ class OutboxDispatcher:
         assert loaded is not None
         adapter = loaded.adapter
         reconciling = item.last_error_code == "unknown"
+        sent_at = time.perf_counter()
         try:
             if reconciling and isinstance(adapter, ReconcilingAdapter):
                 result = await adapter.reconcile(outbound)
@@ -216,12 +228,16 @@ class OutboxDispatcher:
                         SendOutcome.UNKNOWN, error_code="unknown", reason="outcome still unknown"
                     )
             else:
+                for gate in self.gates:
+                    await gate(item.account_id, item.purpose)
                 result = await adapter.send(outbound)
         except Exception as exc:  # noqa: BLE001  (an adapter bug must not lose the row)
             log.exception("adapter %s raised on outbox=%s", loaded.kind, item.id)
             result = SendResult(
                 SendOutcome.UNKNOWN, error_code="adapter_error", reason=repr(exc)[:300]
             )
+        SEND_SECONDS.labels(channel=loaded.kind).observe(time.perf_counter() - sent_at)
+        record_send(loaded.kind, result.outcome.value, result.error_code)
         await self._record(item, result)
 
     async def _record(self, item: OutboxItem, result: SendResult) -> None:

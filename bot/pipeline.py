@@ -21,6 +21,8 @@ from conversations.db import Database, utcnow
 from conversations.handlers import EventContext, EventHandler, MessageContext, MessageHandler
 from conversations.models import ChannelAccount, ChannelEvent, Conversation, Customer, Message
 
+from .log_context import bind
+from .metrics import HANDLER_SECONDS
 from .queue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -158,8 +160,10 @@ class Pipeline:
                     message=msg,
                     now=now,
                 )
-                for _name, handler in self.handlers.messages:
-                    await handler(ctx)
+                with bind(message_id=msg.id, account_id=account.id):
+                    for name, handler in self.handlers.messages:
+                        with HANDLER_SECONDS.labels(handler=name).time():
+                            await handler(ctx)
                 done.append((msg.id, ctx))
             # one statement marks the whole batch processed, in the handlers' transaction
             await s.execute(
@@ -198,8 +202,9 @@ class Pipeline:
                 event=event,
                 now=utcnow(),
             )
-            for _name, handler in self.handlers.events:
-                await handler(ctx)
+            for name, handler in self.handlers.events:
+                with HANDLER_SECONDS.labels(handler=name).time():
+                    await handler(ctx)
             event.processed_at = utcnow()
         log.info("processed event=%s type=%s", event_id, event.event_type)
         for hook in self.after_commit:

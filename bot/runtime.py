@@ -15,9 +15,14 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError
 
 from autoreply.settings import AutoReplySettings
+from broadcasts.audience import AudienceRegistry
+from broadcasts.policy import PolicyRegistry
 from channels.base import ChannelContext, PullAdapter
+from channels.email.unsubscribe import derive_key
+from channels.email.unsubscribe import routes as unsubscribe_routes
 from channels.media import MediaStore
 from channels.registry import AdapterRegistry, default_registry
 from channels.state import MemoryState, SharedState
@@ -25,13 +30,17 @@ from conversations.db import Database, create_engine
 from conversations.models import DeadLetter
 
 from .accounts import AccountDirectory
+from .audiences import register_tagging_audiences
 from .callbacks import CallbackRoutes
 from .config import Settings
 from .ingest import IngestBatcher
+from .leader import Lease, serve_as_leader
+from .metrics import LEADER, MetricsEndpoint, outbox_refresher, queue_refresher
 from .outbox import OutboxDispatcher
 from .pipeline import INBOUND_TOPIC, Pipeline
 from .pollers import run_poller
 from .queue import InProcessQueue, WorkQueue
+from .scheduler import broadcast_settings, build_engine, build_throttle, run_scheduler
 from .secrets import SecretBox
 from .supervisor import Supervisor
 from .wiring import build_handlers
@@ -63,10 +72,18 @@ class Services:
     dispatcher: OutboxDispatcher
     supervisor: Supervisor
     roles: frozenset[Role]
+    policies: PolicyRegistry = field(default_factory=PolicyRegistry)
+    audiences: AudienceRegistry = field(
+        default_factory=lambda: register_tagging_audiences(AudienceRegistry())
+    )
     extras: dict[str, Any] = field(default_factory=dict)  # sandbox simulators, …
 
     async def close(self) -> None:
         await self.supervisor.shutdown()
+        await self.accounts.close_adapters()
+        closer = getattr(self.state, "close", None)
+        if closer is not None:  # RedisState holds a connection pool
+            await closer()
         await self.queue.close()
         await self.http.close()
         await self.db.dispose()
@@ -94,10 +111,12 @@ async def build_services(
     queue: WorkQueue
     state: SharedState
     if settings.redis_url:
-        from .redis_queue import RedisStreamQueue
+        from .redis_queue import RedisStreamQueue, queue_options
         from .redis_state import RedisState
 
-        queue = RedisStreamQueue.from_url(settings.redis_url, dead_letter=sink)
+        queue = RedisStreamQueue.from_url(
+            settings.redis_url, dead_letter=sink, **queue_options(settings.section("redis"))
+        )
         state = RedisState.from_url(settings.redis_url)
     else:
         queue = InProcessQueue(dead_letter=sink, concurrency=64)  # lets the pipeline batch
@@ -113,8 +132,15 @@ async def build_services(
         public_url=settings.public_url,
         api_base_overrides=dict(api_base_overrides or {}),
     )
-    accounts = AccountDirectory(db, registry, ctx, secrets)
-    dispatcher = OutboxDispatcher(db, accounts)
+    accounts = AccountDirectory(
+        db,
+        registry,
+        ctx,
+        secrets,
+        installation_secrets={"unsubscribe_key": derive_key(settings.secret_key).hex()},
+    )
+    # per-account send rate (`rate_per_second` in the account config) gates the dispatcher
+    dispatcher = OutboxDispatcher(db, accounts, gates=[build_throttle(accounts, state)])
 
     async def wake_dispatcher(_kind: str, _id: int) -> None:
         dispatcher.wake()
@@ -141,10 +167,36 @@ async def build_services(
 
 
 async def start_background(services: Services) -> None:
-    """Start the worker role's loops (pipeline consumers, dispatcher, pollers, sweeper)."""
+    """Start the loops of this process's roles: the worker's pipeline consumers,
+    dispatcher, pollers and sweeper; the scheduler's broadcast engine."""
+    sup = services.supervisor
+    if Role.SCHEDULER in services.roles:
+        engine = build_engine(
+            services.db,
+            services.settings,
+            on_queued=[services.dispatcher.wake],
+            policies=services.policies,
+            audiences=services.audiences,
+        )
+        redis = getattr(services.state, "redis", None)
+        if redis is None:
+            sup.spawn("broadcasts", lambda stop: run_scheduler(engine, stop))
+        else:
+            # several schedulers: one leads (fencing-token lease), the others stand by;
+            # fire-once still rests on the (broadcast, fire_time) unique row
+            async def lead(stop: asyncio.Event) -> None:
+                async def work(_lease: Lease) -> None:
+                    LEADER.labels(name="scheduler").set(1)
+                    try:
+                        await run_scheduler(engine, stop)
+                    finally:
+                        LEADER.labels(name="scheduler").set(0)
+
+                await serve_as_leader(redis, "scheduler", work, stop)
+
+            sup.spawn("broadcasts", lead)
     if Role.WORKER not in services.roles:
         return
-    sup = services.supervisor
     await services.pipeline.recover()
     sup.spawn(
         "pipeline",
@@ -152,23 +204,32 @@ async def start_background(services: Services) -> None:
     )
     sup.spawn("outbox", services.dispatcher.run)
 
+    # [pipeline] recovery_seconds: how often, and after how long, a lost wake-up is redone
+    every = float(services.settings.section("pipeline").get("recovery_seconds", 60))
+
     async def sweeper(stop: asyncio.Event) -> None:
         # re-publish rows whose wake-up was lost (queue down at ingest, crash)
         while not stop.is_set():
             try:
-                await asyncio.wait_for(stop.wait(), timeout=60)
+                await asyncio.wait_for(stop.wait(), timeout=every)
             except TimeoutError:
-                await services.pipeline.recover(older_than_seconds=60)
+                try:
+                    await services.pipeline.recover(older_than_seconds=every)
+                except (ConnectionError, OSError, DBAPIError) as exc:
+                    # queue or store down: the rows wait in the store for the next round
+                    log.warning("recovery sweep skipped: %r", exc)
 
     sup.spawn("recovery-sweeper", sweeper)
     for loaded in await services.accounts.all_enabled():
         if isinstance(loaded.adapter, PullAdapter):
             adapter: PullAdapter = loaded.adapter
             account_id = loaded.id
+            # IMAP renews IDLE itself; others wake on callbacks or poll at this pace
+            idle = float(getattr(adapter, "poll_idle_seconds", 30.0))
             sup.spawn(
                 f"poller:{account_id}",
-                lambda stop, a=adapter, i=account_id: run_poller(  # type: ignore[misc]
-                    services.db, i, a, services.pipeline.publish, stop
+                lambda stop, a=adapter, i=account_id, w=idle: run_poller(  # type: ignore[misc]
+                    services.db, i, a, services.pipeline.publish, stop, idle_wait=w
                 ),
             )
 
@@ -180,6 +241,8 @@ def web_app(services: Services) -> web.Application:
     services.extras["ingest"] = batcher
     callbacks = CallbackRoutes(batcher.record, services.accounts, services.pipeline.publish)
     app.router.add_routes(callbacks.routes())
+    # one-click unsubscribe (RFC 8058): public, no session, no CSRF (mail clients post it)
+    app.router.add_routes(unsubscribe_routes(services.db, derive_key(services.settings.secret_key)))
     services.extras["callbacks"] = callbacks
 
     async def healthz(_request: web.Request) -> web.Response:
@@ -195,9 +258,17 @@ def web_app(services: Services) -> web.Application:
         )
 
     app.router.add_get("/healthz", healthz)
+    metrics = MetricsEndpoint(
+        [queue_refresher(services.queue, [INBOUND_TOPIC]), outbox_refresher(services.db)],
+        token=str(services.settings.section("metrics").get("token") or "") or None,
+    )
+    app.router.add_get("/metrics", metrics.handle)
     from admin_web import autoreply_views
     from admin_web.app import setup_console
+    from admin_web.broadcast_views import BROADCAST_CONSOLE_KEY, BroadcastConsole
+    from admin_web.broadcast_views import routes as broadcast_routes
     from admin_web.deps import ConsoleDeps
+    from admin_web.tagging_views import routes as tagging_routes
 
     labels = {
         k: (services.registry.spec(k).label_zh, services.registry.spec(k).label_en)
@@ -214,10 +285,15 @@ def web_app(services: Services) -> web.Application:
             channel_labels=labels,
             simulator=services.extras.get("simulator"),
             extra_routes=[
+                tagging_routes,
+                broadcast_routes,
                 autoreply_views.build_routes(
                     AutoReplySettings.from_section(services.settings.section("autoreply"))
-                )
+                ),
             ],
         ),
+    )
+    app[BROADCAST_CONSOLE_KEY] = BroadcastConsole(
+        services.policies, services.audiences, broadcast_settings(services.settings)
     )
     return app

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import autoreply.models
+import broadcasts.models
+import channels.wecom.models
 import conversations.consent
 import conversations.models
 import conversations.notifications
+import tagging.models
 from conversations.db import Base
 
 __all__ = ["metadata"]
@@ -15,6 +18,9 @@ _MODEL_MODULES = (
     conversations.consent,
     conversations.notifications,
     autoreply.models,
+    tagging.models,
+    broadcasts.models,
+    channels.wecom.models,
 )
 
 metadata = Base.metadata

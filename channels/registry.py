@@ -46,10 +46,11 @@ class AdapterRegistry:
 
 def default_registry() -> AdapterRegistry:
     """Every adapter shipped with crmbot. Each channel package exposes `SPECS`."""
+    from channels.email.adapter import SPECS as EMAIL
     from channels.sms import SPECS as SMS
     from channels.wecom.adapter import SPECS as WECOM
 
     registry = AdapterRegistry()
-    for spec in [*WECOM, *SMS]:
+    for spec in [*WECOM, *SMS, *EMAIL]:
         registry.register(spec)
     return registry

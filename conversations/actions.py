@@ -141,6 +141,21 @@ async def _customer_by_hints(session: AsyncSession, hints: Mapping[str, str]) ->
             )
             if customer is not None:
                 return customer
+    # WeCom's external_userid names one person across a corp's kf, 客户联系 and archive
+    # accounts: a new identity with the same id joins that person's customer
+    external_userid = hints.get("external_userid")
+    if external_userid:
+        return await session.scalar(
+            select(Customer)
+            .join(Identity, Identity.customer_id == Customer.id)
+            .where(
+                Identity.external_id == external_userid,
+                Identity.channel_kind.like("wecom.%"),
+                Customer.merged_into_id.is_(None),
+            )
+            .order_by(Customer.id)
+            .limit(1)
+        )
     return None
 
 

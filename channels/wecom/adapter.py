@@ -1,54 +1,47 @@
 """WeCom self-built app (自建应用) adapter: callbacks from staff and system events in,
-app messages (应用消息) to staff out.
+app messages (应用消息) to staff out — text, markdown, textcard, image and file.
 
-Customers' own chats never arrive here (issue 11): they come through 微信客服 or the
-message archive, which are account kinds of their own.
+Customers' own chats never arrive here (issue 11): they come through 微信客服
+(`wecom.kf`) or the message archive (`wecom.archive`), account kinds of their own;
+客户联系 events have `wecom.contact`. `SPECS` lists all four kinds.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, ClassVar
 
 import aiohttp
 
-from channels.base import (
-    BadSignature,
-    ChannelContext,
-    ConnectionCheck,
-    MalformedPayload,
-    PayloadTooLarge,
-    RawRequest,
-    RawResponse,
-)
+from channels.base import ChannelContext, ConnectionCheck
 from channels.registry import AdapterSpec
 from conversations.types import (
     AccountRef,
     ChannelRules,
-    Inbound,
     MessageKind,
     Outbound,
     SendOutcome,
     SendResult,
 )
 
-from .api import DEFAULT_BASE, WeComApi
-from .crypto import WeComCrypto, WeComCryptoError
+from .account import build_api, build_crypto
+from .callback import CallbackEndpoint
 from .errors import WeComApiError
-from .inbound import parse_xml, to_inbound
+from .media import download_via_api
+from .outbound import MissingMedia, check_api, failed, media_id_for, result_of
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 256 * 1024  # real callbacks are a few KB
 MAX_TEXT_BYTES = 2048  # message/send text limit
-# per member per app: 30/min and 1,000/h; WeCom silently DROPS the excess (doc 90236)
-MEMBER_PER_MINUTE = 30
-MEMBER_PER_HOUR = 1000
+# per member per app: 30/min and 1,000/h; WeCom silently DROPS the excess (doc 90236).
+# A bucket lets `burst + rate × window` through in any window, so both are chosen to
+# keep that sum at the limit: 2 + 28/min × 1 min = 30; 20 + 980/h × 1 h = 1,000.
+MEMBER_MINUTE = (28 / 60, 2.0)
+MEMBER_HOUR = (980 / 3600, 20.0)
 
 
-class WeComAppAdapter:
+class WeComAppAdapter(CallbackEndpoint):
     kind: ClassVar[str] = "wecom.app"
     rules: ClassVar[ChannelRules] = ChannelRules(
         auto_reply=True, max_text_bytes=MAX_TEXT_BYTES, marketing=False
@@ -57,134 +50,75 @@ class WeComAppAdapter:
     def __init__(self, account: AccountRef, ctx: ChannelContext) -> None:
         self.account = account
         self.ctx = ctx
-        cfg = account.config
-        self.corp_id = str(cfg["corp_id"])
-        self.agent_id = int(cfg["agent_id"])
-        self.crypto = WeComCrypto(
-            account.secrets["token"], account.secrets["encoding_aes_key"], self.corp_id
-        )
-        # sandbox accounts talk to the built-in simulator, wherever it listens this run
-        sandbox_base = ctx.api_base_overrides.get("wecom") if cfg.get("sandbox") else None
-        base = str(cfg.get("api_base") or sandbox_base or DEFAULT_BASE)
-        self._last: tuple[RawRequest, bytes] | None = None
-        self.api = WeComApi(
-            ctx.http,
-            ctx.state,
-            corp_id=self.corp_id,
-            secret=account.secrets["secret"],
-            base_url=base,
-        )
+        self.corp_id = str(account.config["corp_id"])
+        self.agent_id = int(account.config["agent_id"])
+        self.crypto = build_crypto(account)
+        self.api = build_api(account, ctx)
 
-    # ---- inbound
+    async def _member_throttle(self, member: str) -> float:
+        """Seconds to wait before `member` may get another message (0 = go)."""
+        base = f"wecom:member:{self.corp_id}:{self.agent_id}:{member}"
+        minute = await self.ctx.state.take(base + ":min", *MEMBER_MINUTE)
+        if minute > 0:
+            return minute
+        return await self.ctx.state.take(base + ":hour", *MEMBER_HOUR)
 
-    def _envelope(self, request: RawRequest) -> tuple[str, str, str, str]:
-        q = request.query
-        missing = [k for k in ("msg_signature", "timestamp", "nonce") if not q.get(k)]
-        if missing:
-            raise BadSignature(f"missing query parameters: {', '.join(missing)}")
-        if len(request.body) > MAX_BODY:
-            raise PayloadTooLarge(f"callback body of {len(request.body)} bytes")
-        encrypt = parse_xml(request.body).get("Encrypt", "")
-        if not encrypt:
-            raise MalformedPayload("callback has no <Encrypt>")
-        return q["msg_signature"], q["timestamp"], q["nonce"], encrypt
-
-    def _decrypt(self, request: RawRequest) -> bytes:
-        # verify() then parse() see the same request: decrypt it once (still pure)
-        if self._last is not None and self._last[0] is request:
-            return self._last[1]
-        plain = self._decrypt_uncached(request)
-        self._last = (request, plain)
-        return plain
-
-    def _decrypt_uncached(self, request: RawRequest) -> bytes:
-        sig, ts, nonce, encrypt = self._envelope(request)
-        try:
-            return self.crypto.decrypt_checked(sig, ts, nonce, encrypt)
-        except WeComCryptoError as exc:
-            if exc.code == -40001:
-                raise BadSignature(str(exc)) from exc
-            raise MalformedPayload(f"undecryptable callback ({exc.code}): {exc}") from exc
-
-    async def verify(self, request: RawRequest) -> None:
-        self._decrypt(request)
-
-    def parse(self, request: RawRequest) -> Sequence[Inbound]:
-        return [to_inbound(self._decrypt(request))]
-
-    def acknowledge(self, request: RawRequest, stored: Sequence[Inbound]) -> RawResponse:
-        # empty 200: we answer later through the API (passive replies are optional)
-        return RawResponse(status=200, body=b"")
-
-    async def handshake(self, request: RawRequest) -> RawResponse:
-        """GET URL verification: answer the decrypted echostr, bare (no quotes/BOM/newline)."""
-        q = request.query
-        if not all(q.get(k) for k in ("msg_signature", "timestamp", "nonce", "echostr")):
-            raise BadSignature("URL verification without msg_signature/timestamp/nonce/echostr")
-        try:
-            plain = self.crypto.decrypt_checked(
-                q["msg_signature"], q["timestamp"], q["nonce"], q["echostr"]
-            )
-        except WeComCryptoError as exc:
-            if exc.code == -40001:
-                raise BadSignature(str(exc)) from exc
-            raise MalformedPayload(str(exc)) from exc
-        return RawResponse(status=200, body=plain, content_type="text/plain")
-
-    # ---- outbound
-
-    async def send(self, message: Outbound) -> SendResult:
-        waits = [
-            await self.ctx.state.take(
-                f"wecom:member:{self.corp_id}:{self.agent_id}:{message.recipient}:min",
-                rate=MEMBER_PER_MINUTE / 60,
-                burst=MEMBER_PER_MINUTE,
-            ),
-            await self.ctx.state.take(
-                f"wecom:member:{self.corp_id}:{self.agent_id}:{message.recipient}:hour",
-                rate=MEMBER_PER_HOUR / 3600,
-                burst=MEMBER_PER_HOUR,
-            ),
-        ]
-        if max(waits) > 0:
-            # throttle BEFORE sending: WeCom would silently drop the excess
-            return SendResult(
-                SendOutcome.RETRY,
-                reason="per-member limit (30/min, 1000/h) reached; deferred",
-                retry_after=timedelta(seconds=max(waits)),
-            )
+    async def _body(self, message: Outbound) -> dict[str, Any] | SendResult:
         body: dict[str, Any] = {
             "touser": message.recipient,
             "agentid": self.agent_id,
             "enable_duplicate_check": 1,  # a retried send within 30 min is not shown twice
             "duplicate_check_interval": 1800,
         }
-        if message.kind == MessageKind.TEXT:
-            text = message.text
-            if len(text.encode()) > MAX_TEXT_BYTES:
-                return SendResult(
-                    SendOutcome.FAILED,
-                    error_code="text_too_long",
-                    reason=f"文本超过 {MAX_TEXT_BYTES} 字节 (text over {MAX_TEXT_BYTES} bytes)",
+        kind = message.kind
+        if kind == MessageKind.TEXT:
+            if len(message.text.encode()) > MAX_TEXT_BYTES:
+                return failed(
+                    "text_too_long",
+                    f"文本超过 {MAX_TEXT_BYTES} 字节 (text over {MAX_TEXT_BYTES} bytes)",
                 )
-            body.update(msgtype="text", text={"content": text})
-        elif message.kind == MessageKind.RICH:
+            body.update(msgtype="text", text={"content": message.text})
+        elif kind == MessageKind.RICH and message.payload.get("card"):
+            card = message.payload["card"]  # {"title", "description", "url", "btntxt"}
+            body.update(
+                msgtype="textcard",
+                textcard={
+                    "title": str(card.get("title", ""))[:128],
+                    "description": str(card.get("description", message.text))[:512],
+                    "url": str(card.get("url", "")),
+                    "btntxt": str(card.get("btntxt", "详情")),
+                },
+            )
+        elif kind == MessageKind.RICH:
             body.update(msgtype="markdown", markdown={"content": message.text})
+        elif kind in (MessageKind.IMAGE, MessageKind.FILE):
+            try:
+                media_id = await media_id_for(self.api, self.ctx.media, message)
+            except MissingMedia as exc:
+                return failed("missing_media", str(exc))
+            body.update(msgtype=kind.value, **{kind.value: {"media_id": media_id}})
         else:
+            return failed("unsupported_kind", f"app messages of kind {kind} are not supported")
+        return body
+
+    async def send(self, message: Outbound) -> SendResult:
+        wait = await self._member_throttle(message.recipient)
+        if wait > 0:
+            # throttle BEFORE sending: WeCom would silently drop the excess
             return SendResult(
-                SendOutcome.FAILED,
-                error_code="unsupported_kind",
-                reason=f"app messages of kind {message.kind} are not supported",
+                SendOutcome.RETRY,
+                error_code="member_throttle",
+                reason="per-member limit (30/min, 1000/h) reached; deferred",
+                # at least a second: float rounding can leave a wait of 1e-12 s
+                retry_after=timedelta(seconds=max(wait, 1.0)),
             )
         try:
+            body = await self._body(message)
+            if isinstance(body, SendResult):
+                return body
             data = await self.api.call("POST", "/cgi-bin/message/send", body=body)
         except WeComApiError as exc:
-            return SendResult(
-                exc.outcome,
-                error_code=str(exc.errcode),
-                reason=exc.readable,
-                retry_after=exc.retry_after,
-            )
+            return result_of(exc)
         except (aiohttp.ClientError, TimeoutError) as exc:
             # message/send has no idempotency key, but enable_duplicate_check makes a
             # retry of the same content harmless for 30 minutes
@@ -192,29 +126,52 @@ class WeComAppAdapter:
                 SendOutcome.RETRY, error_code="network", reason=str(exc) or type(exc).__name__
             )
         if data.get("invaliduser"):
-            return SendResult(
-                SendOutcome.FAILED,
-                error_code="invaliduser",
-                reason=f"无效的成员: {data['invaliduser']}",
-            )
+            return failed("invaliduser", f"无效的成员 (invalid member): {data['invaliduser']}")
         return SendResult.sent(str(data.get("msgid") or "") or None)
 
+    async def download_media(self, ref: str) -> tuple[bytes, str]:
+        """media/get for a received message's MediaId (media.MediaSource)."""
+        return await download_via_api(self.api, ref)
+
     async def check_connection(self) -> ConnectionCheck:
-        try:
-            await self.api.access_token(force=True)
-        except WeComApiError as exc:
-            return ConnectionCheck(False, exc.readable, {"errcode": exc.errcode})
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return ConnectionCheck(False, f"无法连接企业微信 API (cannot reach WeCom API): {exc}")
-        return ConnectionCheck(True, "连接正常 (connected)")
+        return await check_api(self.api)
 
 
-SPECS = [
-    AdapterSpec(
-        kind=WeComAppAdapter.kind,
-        factory=WeComAppAdapter,
-        rules=WeComAppAdapter.rules,
-        label_zh="企业微信自建应用",
-        label_en="WeCom self-built app",
-    )
-]
+def _specs() -> list[AdapterSpec]:
+    from .archive.adapter import WeComArchiveAdapter
+    from .contact import WeComContactAdapter
+    from .kf import WeComKfAdapter
+
+    return [
+        AdapterSpec(
+            kind=WeComAppAdapter.kind,
+            factory=WeComAppAdapter,
+            rules=WeComAppAdapter.rules,
+            label_zh="企业微信自建应用",
+            label_en="WeCom self-built app",
+        ),
+        AdapterSpec(
+            kind=WeComKfAdapter.kind,
+            factory=WeComKfAdapter,
+            rules=WeComKfAdapter.rules,
+            label_zh="微信客服",
+            label_en="WeChat Customer Service (kf)",
+        ),
+        AdapterSpec(
+            kind=WeComContactAdapter.kind,
+            factory=WeComContactAdapter,
+            rules=WeComContactAdapter.rules,
+            label_zh="企业微信客户联系",
+            label_en="WeCom customer contact",
+        ),
+        AdapterSpec(
+            kind=WeComArchiveAdapter.kind,
+            factory=WeComArchiveAdapter,
+            rules=WeComArchiveAdapter.rules,
+            label_zh="会话内容存档",
+            label_en="WeCom message archive",
+        ),
+    ]
+
+
+SPECS = _specs()

@@ -30,6 +30,28 @@ MESSAGE_KINDS: Mapping[str, MessageKind] = {
 }
 
 
+# Callback types crmbot knows by their documented shape (a meta-test checks that each has
+# a fixture): app messages (doc 90239) and the system events of docs 92130/94670/95039.
+# Anything else is still stored raw and acknowledged.
+DOCUMENTED_CALLBACKS = frozenset(
+    [f"message.{t}" for t in ("text", "image", "voice", "video", "location", "link")]
+    + [
+        f"wecom.change_external_contact.{c}"
+        for c in (
+            "add_external_contact",
+            "add_half_external_contact",
+            "edit_external_contact",
+            "del_external_contact",
+            "del_follow_user",
+            "transfer_fail",
+        )
+    ]
+    + [f"wecom.change_external_tag.{c}" for c in ("create", "update", "delete", "shuffle")]
+    + [f"wecom.change_external_chat.{c}" for c in ("create", "update", "dismiss")]
+    + ["wecom.kf_msg_or_event", "wecom.msgaudit_notify"]
+)
+
+
 def parse_xml(body: bytes | str) -> dict[str, str]:
     """Flat dict of the root's children; nested elements are kept as their XML text."""
     try:

@@ -15,7 +15,9 @@ from conversations.models import ChannelAccount, Conversation, Message
 from tests.system import System, eventually
 
 
-async def test_sms_reply_receipt_and_opt_out_through_the_running_system(sqlite_system: System) -> None:
+async def test_sms_reply_receipt_and_opt_out_through_the_running_system(
+    sqlite_system: System,
+) -> None:
     system = sqlite_system
     token = secrets.token_urlsafe(16)
     async with AliyunSimulator(callback_url=f"{system.base}/callbacks/sms.aliyun/{token}") as sim:
@@ -47,7 +49,11 @@ async def test_sms_reply_receipt_and_opt_out_through_the_running_system(sqlite_s
             assert csrf
             await console.post(
                 f"{system.base}/conversations/{conv.id}/reply",
-                data={"_csrf": csrf.group(1), "text": "周末 9:00-18:00 营业", "idempotency_key": "r1"},
+                data={
+                    "_csrf": csrf.group(1),
+                    "text": "周末 9:00-18:00 营业",
+                    "idempotency_key": "r1",
+                },
             )
         finally:
             await console.close()
@@ -66,7 +72,9 @@ async def test_sms_reply_receipt_and_opt_out_through_the_running_system(sqlite_s
 
         async def suppressed() -> bool:
             async with system.services.db.reading() as s:
-                return await consent.is_suppressed(s, channel="sms", address="+8613800138000", scope=sim.sign_name)
+                return await consent.is_suppressed(
+                    s, channel="sms", address="+8613800138000", scope=sim.sign_name
+                )
 
         await eventually(suppressed)
 

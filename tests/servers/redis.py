@@ -54,6 +54,8 @@ class RedisServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill() if kill else self.proc.terminate()
             self.proc.wait(timeout=10)
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()  # else a ResourceWarning (an error in this suite)
         self.proc = None
 
 

@@ -1,0 +1,1 @@
+"""会话内容存档 (message archive): read every salesperson↔customer chat, never write."""

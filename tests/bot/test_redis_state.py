@@ -1,0 +1,229 @@
+"""SharedState behaviour, run against MemoryState and RedisState alike: whatever an
+adapter may rely on in the embedded mode must hold in the scaled mode too."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from bot.redis_state import RedisState, open_redis
+from channels.state import MemoryState, SharedState, wait_for_token
+from tests.servers.redis import RedisServer
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    client = open_redis(redis_server.url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def state(request: pytest.FixtureRequest, clock: FakeClock) -> SharedState:
+    if request.param == "memory":
+        return MemoryState(clock=clock)
+    client = request.getfixturevalue("redis_client")
+    return RedisState(client, clock=clock)
+
+
+async def test_get_returns_what_was_set(state: SharedState) -> None:
+    await state.set("token:wecom:1", "abc")
+    assert await state.get("token:wecom:1") == "abc"
+
+
+async def test_missing_key_reads_as_none(state: SharedState) -> None:
+    assert await state.get("never-set") is None
+
+
+async def test_delete_removes_the_value(state: SharedState) -> None:
+    await state.set("k", "v")
+    await state.delete("k")
+    assert await state.get("k") is None
+
+
+async def test_set_overwrites_and_clears_an_old_ttl(state: SharedState) -> None:
+    await state.set("k", "old", ttl=60)
+    await state.set("k", "new")
+    assert await state.get("k") == "new"
+
+
+async def test_value_with_unicode_survives(state: SharedState) -> None:
+    await state.set("greeting", "您好，欢迎")
+    assert await state.get("greeting") == "您好，欢迎"
+
+
+async def test_memory_value_expires_after_ttl(clock: FakeClock) -> None:
+    state = MemoryState(clock=clock)
+    await state.set("k", "v", ttl=5)
+    clock.advance(5.01)
+    assert await state.get("k") is None
+
+
+async def test_redis_value_expires_after_ttl(redis_client: aioredis.Redis) -> None:
+    # Redis expires keys on its own clock: use a short real TTL and poll with a deadline
+    state = RedisState(redis_client)
+    await state.set("k", "v", ttl=0.05)
+    async with asyncio.timeout(5):
+        while await state.get("k") is not None:
+            await asyncio.sleep(0.01)
+
+
+async def test_value_is_kept_before_ttl(state: SharedState, clock: FakeClock) -> None:
+    await state.set("k", "v", ttl=60)
+    clock.advance(1)
+    assert await state.get("k") == "v"
+
+
+async def test_bucket_starts_full(state: SharedState) -> None:
+    results = [await state.take("b", rate=1, burst=3) for _ in range(3)]
+    assert results == [0.0, 0.0, 0.0]
+
+
+async def test_empty_bucket_says_how_long_to_wait(state: SharedState) -> None:
+    for _ in range(2):
+        await state.take("b", rate=2, burst=2)
+    assert await state.take("b", rate=2, burst=2) == pytest.approx(0.5)
+
+
+async def test_bucket_refills_at_its_rate(state: SharedState, clock: FakeClock) -> None:
+    for _ in range(2):
+        await state.take("b", rate=2, burst=2)
+    clock.advance(0.5)
+    assert await state.take("b", rate=2, burst=2) == 0.0
+    assert await state.take("b", rate=2, burst=2) > 0
+
+
+async def test_bucket_never_holds_more_than_burst(state: SharedState, clock: FakeClock) -> None:
+    clock.advance(3600)
+    granted = [await state.take("b", rate=10, burst=3) == 0.0 for _ in range(5)]
+    assert granted == [True, True, True, False, False]
+
+
+async def test_buckets_are_independent(state: SharedState) -> None:
+    await state.take("a", rate=1, burst=1)
+    assert await state.take("b", rate=1, burst=1) == 0.0
+
+
+async def test_cost_larger_than_one(state: SharedState) -> None:
+    assert await state.take("b", rate=1, burst=5, cost=4) == 0.0
+    assert await state.take("b", rate=1, burst=5, cost=4) == pytest.approx(3.0)
+
+
+async def test_concurrent_takers_never_exceed_the_rate(
+    state: SharedState, clock: FakeClock
+) -> None:
+    granted = 0
+    for _step in range(20):
+        results = await asyncio.gather(*(state.take("b", rate=5, burst=5) for _ in range(20)))
+        granted += sum(1 for r in results if r == 0.0)
+        clock.advance(0.1)
+    # 5 at the start plus 5/s over 1.9 s of refills
+    assert granted <= 5 + 5 * 1.9 + 1e-9
+    assert granted >= 14
+
+
+async def test_redis_bucket_shared_by_processes_never_exceeds_rate(
+    redis_server: RedisServer,
+) -> None:
+    """Several clients (as several processes would) drain one bucket on the server clock."""
+    clients = [open_redis(redis_server.url) for _ in range(4)]
+    states = [RedisState(c) for c in clients]
+    try:
+        await clients[0].delete("crmbot:bucket:shared")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        granted = 0
+
+        async def hammer(state: RedisState) -> None:
+            nonlocal granted
+            while loop.time() - started < 0.5:
+                if await state.take("shared", rate=20, burst=5) == 0.0:
+                    granted += 1
+
+        await asyncio.gather(*(hammer(s) for s in states))
+        elapsed = loop.time() - started
+        assert granted <= 5 + 20 * elapsed + 1
+        assert granted >= 5
+    finally:
+        for c in clients:
+            await c.aclose()
+
+
+async def test_wait_for_token_returns_once_granted(state: SharedState) -> None:
+    await wait_for_token(state, "b", rate=100, burst=1)
+    assert await state.take("b", rate=100, burst=1) > 0
+
+
+async def test_lock_excludes_concurrent_holders(state: SharedState) -> None:
+    inside = 0
+    overlaps = 0
+
+    async def critical() -> None:
+        nonlocal inside, overlaps
+        async with state.lock("refresh-token", ttl=5):
+            inside += 1
+            overlaps += inside > 1
+            await asyncio.sleep(0.01)
+            inside -= 1
+
+    await asyncio.gather(*(critical() for _ in range(5)))
+    assert overlaps == 0
+
+
+async def test_lock_is_released_when_the_block_raises(state: SharedState) -> None:
+    with pytest.raises(RuntimeError):
+        async with state.lock("l", ttl=5):
+            raise RuntimeError("boom")
+    async with asyncio.timeout(2), state.lock("l", ttl=5):
+        pass
+
+
+async def test_redis_lock_of_a_crashed_holder_expires(redis_client: aioredis.Redis) -> None:
+    # the holder "crashes": its lock key stays without renewals, and expires after ttl
+    await redis_client.set("crmbot:lock:l", "999", px=200)
+    state = RedisState(redis_client)
+    async with asyncio.timeout(5), state.lock("l", ttl=5):
+        pass
+
+
+async def test_redis_lock_excludes_holders_in_other_clients(
+    redis_server: RedisServer,
+) -> None:
+    clients = [open_redis(redis_server.url) for _ in range(3)]
+    try:
+        inside = 0
+        overlaps = 0
+
+        async def critical(state: RedisState) -> None:
+            nonlocal inside, overlaps
+            async with state.lock("cross", ttl=5):
+                inside += 1
+                overlaps += inside > 1
+                await asyncio.sleep(0.02)
+                inside -= 1
+
+        await asyncio.gather(*(critical(RedisState(c)) for c in clients for _ in range(2)))
+        assert overlaps == 0
+    finally:
+        for c in clients:
+            await c.aclose()
