@@ -18,6 +18,7 @@ from aiohttp import web
 from sqlalchemy.exc import DBAPIError
 
 from admin_web.live import InProcessBus, LiveBus, notify_message, pipeline_hook
+from autoreply.settings import AutoReplySettings
 from broadcasts.audience import AudienceRegistry
 from broadcasts.policy import PolicyRegistry
 from channels.base import ChannelContext, PullAdapter
@@ -162,7 +163,7 @@ async def build_services(
         db,
         queue,
         registry,
-        build_handlers(),
+        build_handlers(AutoReplySettings.from_section(settings.section("autoreply"))),
         after_commit=[wake_dispatcher, pipeline_hook(live, db)],
     )
     services = Services(
@@ -297,6 +298,7 @@ def web_app(services: Services) -> web.Application:
         token=str(services.settings.section("metrics").get("token") or "") or None,
     )
     app.router.add_get("/metrics", metrics.handle)
+    from admin_web import autoreply_views
     from admin_web.app import setup_console
     from admin_web.broadcast_views import BROADCAST_CONSOLE_KEY, BroadcastConsole
     from admin_web.broadcast_views import routes as broadcast_routes
@@ -326,7 +328,13 @@ def web_app(services: Services) -> web.Application:
             wake_outbox=services.dispatcher.wake,
             channel_labels=labels,
             simulator=services.extras.get("simulator"),
-            extra_routes=[tagging_routes, broadcast_routes],
+            extra_routes=[
+                tagging_routes,
+                broadcast_routes,
+                autoreply_views.build_routes(
+                    AutoReplySettings.from_section(services.settings.section("autoreply"))
+                ),
+            ],
             nav=console_nav(),
             live=services.extras["live"],
             media=services.media,

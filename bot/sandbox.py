@@ -17,6 +17,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from autoreply.models import KeywordRule
+from autoreply.store import RULES, bump_versions
 from channels.sms.aliyun.simulator import AliyunSimulator
 from channels.sms.aliyun.simulator import simulated_account as aliyun_account
 from channels.sms.simulation import GatewaySimulator
@@ -155,7 +156,16 @@ class WeComSandbox:
                 sandbox_rows = [row]
             if not (await s.scalars(select(KeywordRule.id).limit(1))).first():
                 for priority, (keyword, match, reply) in enumerate(SANDBOX_RULES):
-                    s.add(KeywordRule(keyword=keyword, match=match, reply=reply, priority=priority))
+                    s.add(
+                        KeywordRule(
+                            name=keyword,
+                            keywords=[keyword],
+                            match=match,
+                            replies=[reply],
+                            priority=priority,
+                        )
+                    )
+                await bump_versions(s, [RULES])  # running engines rebuild with these
         for row in sandbox_rows:
             plain = self.services.secrets.open(row.secrets)
             app = SimApp(

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from admin_web.deps import NavEntry
-from autoreply.keywords import keyword_autoreply
+from autoreply.cache import EngineCache
+from autoreply.handler import AutoReplyHandler
+from autoreply.settings import AutoReplySettings
 from channels.email.handlers import EVENT_HANDLERS as EMAIL_EVENT_HANDLERS
 from channels.wecom.handlers import on_external_contact, queue_media_download
 from channels.wecom.sensitive import sensitive_word_alert
 from conversations.optout import handle_opt_out
 from conversations.search import index_message
 from tagging.autotag import auto_tag, auto_tag_event
+from tagging.tags import tags_of
 
 from .pipeline import Handlers
+
+
+async def customer_tag_ids(session: AsyncSession, customer_id: int) -> frozenset[int]:
+    """Tagging's assignments, for auto-reply rules scoped by customer tag."""
+    return frozenset(tag.tag_id for tag in await tags_of(session, customer_id))
 
 
 def console_nav() -> list[NavEntry]:
@@ -19,6 +29,9 @@ def console_nav() -> list[NavEntry]:
     everyone = frozenset({"admin", "manager", "sales", "marketer"})
     marketing = frozenset({"admin", "manager", "marketer"})
     return [
+        NavEntry(
+            "/autoreply/rules", "自动回复", "Auto-reply", frozenset({"admin", "manager"}), order=20
+        ),
         NavEntry("/tagging/tags", "标签", "Tags", everyone, order=30),
         NavEntry("/tagging/segments", "客户分群", "Segments", marketing, order=40),
         NavEntry("/broadcasts", "群发", "Broadcasts", marketing, order=50),
@@ -27,7 +40,7 @@ def console_nav() -> list[NavEntry]:
     ]
 
 
-def build_handlers() -> Handlers:
+def build_handlers(autoreply: AutoReplySettings | None = None) -> Handlers:
     handlers = Handlers()
     # 1. opt-out words (退订, TD, STOP …) before anything may answer (claims the message)
     handlers.on_message("consent.opt_out", handle_opt_out)
@@ -38,8 +51,9 @@ def build_handlers() -> Handlers:
     handlers.on_message("wecom.sensitive_words", sensitive_word_alert)
     # 4. the history search index (jieba tokens; never claims)
     handlers.on_message("search.index", index_message)
-    # 5. the keyword auto-reply (claims the message when it answers)
-    handlers.on_message("autoreply.keywords", keyword_autoreply)
+    # 5. auto-reply: rules, FAQ, welcome/away, hand-off (claims the message when it answers)
+    engine = EngineCache(autoreply or AutoReplySettings())
+    handlers.on_message("autoreply", AutoReplyHandler(engine, tag_lookup=customer_tag_ids))
     # channel events
     handlers.on_event("wecom.contacts", on_external_contact)  # 客户联系: customers, owners, welcome
     handlers.on_event("tagging.auto_tag_event", auto_tag_event)

@@ -97,7 +97,9 @@ async def start_system(db_url: str, data_dir: Path) -> System:
         }
     )
     # periodic jobs off: tests call them explicitly, so a background run never races one
-    settings = dataclasses.replace(settings, sections={**settings.sections, "jobs": {"enabled": False}})
+    settings = dataclasses.replace(
+        settings, sections={**settings.sections, "jobs": {"enabled": False}}
+    )
     services = await build_services(settings)
     wecom = sim.add_app(new_app())
     sim.add_member(wecom.corp_id, "zhangsan")

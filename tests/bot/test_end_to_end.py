@@ -22,7 +22,9 @@ async def _count(system: System, model: type) -> int:
 
 async def test_whole_path_from_callback_to_console_reply(system: System) -> None:
     async with system.services.db.transaction() as s:
-        s.add(KeywordRule(keyword="价格", match="contains", reply="标准版 ¥199/月", priority=1))
+        s.add(
+            KeywordRule(keywords=["价格"], match="contains", replies=["标准版 ¥199/月"], priority=1)
+        )
     await system.add_staff("boss", Role.ADMIN)
 
     signed = sign_callback(

@@ -308,7 +308,7 @@ async def start_cluster(
                 callback_token=token,
             )
         )
-        s.add(KeywordRule(keyword=KEYWORD, match="contains", reply=REPLY))
+        s.add(KeywordRule(keywords=[KEYWORD], match="contains", replies=[REPLY]))
     redis = aioredis.from_url(redis_url, decode_responses=True)
     cluster = Cluster(
         root=root,

@@ -104,7 +104,9 @@ async def json_body(request: web.Request) -> dict[str, Any] | None:
 
 @dataclass
 class WeComSimulator:
-    clock: Callable[[], float] = time.monotonic
+    # wall time: kf send_time values are Unix timestamps, and the auto-reply engine
+    # checks kf's 48 h reply window against them
+    clock: Callable[[], float] = time.time
     api_rate_per_minute: int | None = None  # per credential, answered with 45009
     api_rate_window: float = 60.0  # seconds the limit counts over (short in benchmarks)
     apps: list[SimApp] = field(default_factory=list)

@@ -53,7 +53,9 @@ async def _count(system: System, account: Account) -> int:
 
 async def test_callback_wakes_the_poller_and_the_bot_answers(sqlite_system: System) -> None:
     async with sqlite_system.services.db.transaction() as s:
-        s.add(KeywordRule(keyword="价格", match="contains", reply="标准版 ¥199/月", priority=1))
+        s.add(
+            KeywordRule(keywords=["价格"], match="contains", replies=["标准版 ¥199/月"], priority=1)
+        )
     account = await add_account(sqlite_system, "wecom.kf", CORP)
     await start_poller(sqlite_system, account, idle_wait=60)
     sim = sqlite_system.sim

@@ -1,0 +1,179 @@
+"""The decision stage: text + facts → which rule or FAQ entry answers, or hand off.
+
+Pure and in memory (no store, no clock of its own), so it is fast and the console's
+"try a message" box runs exactly the code the pipeline runs, with a trace.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from .faq import FaqIndex, FaqMatch
+from .keyword_index import Candidate, KeywordIndex
+from .normalize import exact_form, normalize, trim_edges
+from .rules import MatchKind, Rule, RuleAction, rule_from_fields
+from .settings import AutoReplySettings
+
+HANDOFF_RULE_ID = -1
+NEGATIVE_RULE_ID = -2
+BUILTIN_PRIORITY = 0  # before editors' rules (default 100); a rule below 0 still wins
+
+
+class Outcome(enum.StrEnum):
+    RULE = "rule"  # a reply rule answers
+    FAQ = "faq"  # an FAQ entry answers
+    HANDOFF = "handoff"  # a human should take over
+    QUIET = "quiet"  # an acknowledgement (好的 / 谢谢): no reply, no hand-off
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What scope checks need to know about the message."""
+
+    channel_kind: str
+    account_id: int
+    at: datetime
+    tag_ids: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class ScopeNote:
+    """One candidate rule and why it was taken or passed over (for the console)."""
+
+    rule_id: int
+    rule_name: str
+    matched: tuple[str, ...]
+    refused: str | None  # None = in scope
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    reason: str  # rule | faq | handoff_keyword | negative_sentiment | low_confidence | quiet
+    rule: Rule | None = None
+    matched: tuple[str, ...] = ()
+    faq: FaqMatch | None = None
+    scope: tuple[ScopeNote, ...] = ()
+    faq_candidates: tuple[FaqMatch, ...] = ()
+
+
+def builtin_rules(settings: AutoReplySettings) -> list[Rule]:
+    """Hand-off and negative-sentiment keywords, matched in the same automaton."""
+    rules = []
+    for rule_id, name, words in (
+        (HANDOFF_RULE_ID, "转人工", settings.handoff_keywords),
+        (NEGATIVE_RULE_ID, "负面情绪", settings.negative_keywords),
+    ):
+        if words:
+            rules.append(
+                rule_from_fields(
+                    id=rule_id,
+                    name=name,
+                    match=MatchKind.CONTAINS.value,
+                    keywords=words,
+                    action=RuleAction.HANDOFF.value,
+                    priority=BUILTIN_PRIORITY,
+                )
+            )
+    return rules
+
+
+def scope_refusal(rule: Rule, facts: Facts) -> str | None:
+    """Why `rule` may not answer here, or None."""
+    if not rule.channel_allowed(facts.channel_kind):
+        return f"channel {facts.channel_kind} not in {sorted(rule.channel_kinds)}"
+    if rule.account_ids and facts.account_id not in rule.account_ids:
+        return f"account {facts.account_id} not in {sorted(rule.account_ids)}"
+    if rule.tag_ids and not (rule.tag_ids & facts.tag_ids):
+        return f"customer has none of tags {sorted(rule.tag_ids)}"
+    if rule.window is not None and not rule.window.contains(facts.at):
+        return "outside the rule's time window"
+    return None
+
+
+@dataclass
+class Engine:
+    """One immutable snapshot of rules and FAQ; the cache swaps whole engines."""
+
+    keywords: KeywordIndex
+    faq: FaqIndex
+    settings: AutoReplySettings
+    quiet: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def build(
+        cls,
+        rules: Iterable[Rule],
+        faq: FaqIndex,
+        settings: AutoReplySettings,
+    ) -> Engine:
+        return cls(
+            keywords=KeywordIndex([*builtin_rules(settings), *rules]),
+            faq=faq,
+            settings=settings,
+            quiet=frozenset(exact_form(p) for p in settings.quiet_phrases),
+        )
+
+    @property
+    def uses_tags(self) -> bool:
+        return self.keywords.uses_tags
+
+    @property
+    def configured(self) -> bool:
+        """Whether anyone gave the bot something to say (a rule or an FAQ entry)."""
+        return len(self.faq) > 0 or any(r.id > 0 for r in self.keywords.rules)
+
+    def decide(self, text: str, facts: Facts, *, explain: bool = False) -> Decision:
+        """The decision for one message; `explain` records every candidate and score."""
+        norm = normalize(text)
+        candidates = self.keywords.candidates(norm)
+        notes: list[ScopeNote] = []
+        chosen: Candidate | None = None
+        for cand in candidates:
+            refused = scope_refusal(cand.rule, facts)
+            if explain:
+                notes.append(ScopeNote(cand.rule.id, cand.rule.name, cand.matched, refused))
+            if refused is None and chosen is None:
+                chosen = cand
+                if not explain:
+                    break
+        scope = tuple(notes)
+        if chosen is not None and not explain:
+            return _from_rule(chosen, scope)
+        terms, unknown = self.faq.query_terms(norm)
+        faq_found = self.faq.rank(terms, unknown, limit=3 if explain else 1)
+        if chosen is not None:
+            return replace(_from_rule(chosen, scope), faq_candidates=tuple(faq_found))
+        if trim_edges(norm) in self.quiet:
+            return Decision(Outcome.QUIET, "quiet", scope=scope, faq_candidates=tuple(faq_found))
+        if not terms and unknown == 0.0:
+            # only greetings and function words (你好 / 在吗): nothing to answer or escalate
+            return Decision(Outcome.QUIET, "small_talk", scope=scope)
+        best = faq_found[0] if faq_found else None
+        if best is not None and best.confidence >= self.settings.faq_threshold:
+            return Decision(
+                Outcome.FAQ,
+                "faq",
+                faq=best,
+                matched=best.matched_terms,
+                scope=scope,
+                faq_candidates=tuple(faq_found),
+            )
+        return Decision(
+            Outcome.HANDOFF,
+            "low_confidence",
+            faq=best,
+            scope=scope,
+            faq_candidates=tuple(faq_found),
+        )
+
+
+def _from_rule(chosen: Candidate, scope: tuple[ScopeNote, ...]) -> Decision:
+    rule = chosen.rule
+    if rule.action is RuleAction.HANDOFF:
+        reason = "negative_sentiment" if rule.id == NEGATIVE_RULE_ID else "handoff_keyword"
+        return Decision(Outcome.HANDOFF, reason, rule=rule, matched=chosen.matched, scope=scope)
+    return Decision(Outcome.RULE, "rule", rule=rule, matched=chosen.matched, scope=scope)

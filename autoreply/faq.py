@@ -1,0 +1,376 @@
+"""FAQ knowledge base (知识库) search: jieba at index time, BM25 ranking, a confidence
+in [0, 1] that decides between answering and handing off.
+
+Index time: every phrasing (the question and its alternatives) is cut with jieba's
+search mode, with the product-name dictionary (`FaqTerm`) added and synonyms folded
+onto one canonical term. Query time must cost microseconds, and jieba costs ~50 µs a
+message, so the query is segmented by one Aho–Corasick pass over the index's own
+vocabulary instead: a term the index has never seen cannot score anyway, and the
+characters no term covers are counted as unknown content that lowers the confidence.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import threading
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import ahocorasick
+import jieba
+
+from .normalize import is_word_char, normalize
+from .templates import ReplyVariant
+
+# function words: they carry no topic, and they do not count as unknown content
+_STOPWORD_TEXT = (
+    "的 了 吗 嘛 呢 啊 吧 呀 哦 噢 嗯 哈 么 是 在 有 要 想 会 就 都 也 还 又 和 与 及 或 跟 把 被 给 "
+    "我 你 您 他 她 它 我们 你们 他们 咱们 这 那 这个 那个 这里 那里 这边 那边 一个 一下 请 请问 "
+    "问 问下 问一下 麻烦 谢谢 你好 您好 hi hello 能 能不能 可以 可不可以 可否 是不是 有没有 "
+    "得 地 着 过 个 下 去 来 到 对 吧 啦 呗 哎 喂 那么 这么 怎么样 好的 不"
+)
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+K1 = 1.2
+B = 0.75
+RERANK = 5  # BM25 picks this many entries, confidence orders them
+ANSWER_WEIGHT = 0.3  # an answer's words say less about the question than its phrasings
+# how much a query term counts as covered when found in the best phrasing, in another
+# phrasing of the same entry, or only in the entry's answer
+COVER_SAME, COVER_SIBLING, COVER_ANSWER = 1.0, 0.8, 0.8
+# words outside the index weigh by their rarity in jieba's general dictionary: common
+# words (现在, 一般) say little, rare ones (比特币, 核弹) mean the question is elsewhere
+GENERAL_IDF_FLOOR, GENERAL_IDF_SPAN, UNKNOWN_MIN = 6.0, 8.0, 0.1
+UNSEEN_GENERAL_IDF = 16.0
+COMMON_POSTINGS = 32  # entries a term may appear in and still generate candidates
+SHORTLIST = 24  # entries scored in full per query
+DOC_COVER_BASE = 0.5  # confidence = query cover × (base + (1 - base) × phrasing cover)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FaqDoc:
+    """An entry as the index sees it (a snapshot of a `FaqEntry` row)."""
+
+    id: int
+    slug: str
+    question: str
+    alternatives: tuple[str, ...]
+    reply: ReplyVariant
+
+
+@dataclass(frozen=True)
+class FaqMatch:
+    entry: FaqDoc
+    phrasing: str
+    score: float  # BM25
+    confidence: float  # 0..1, compared with the threshold
+    matched_terms: tuple[str, ...]
+
+
+class _Tokenizer:
+    """One jieba tokenizer per process (its dictionary takes ~1 s to load)."""
+
+    _lock = threading.Lock()
+    _instance: jieba.Tokenizer | None = None
+
+    @classmethod
+    def get(cls) -> jieba.Tokenizer:
+        with cls._lock:
+            if cls._instance is None:
+                tok = jieba.Tokenizer()
+                tok.initialize()
+                cls._instance = tok
+            return cls._instance
+
+
+def _is_content(word: str) -> bool:
+    return any(ch.isalnum() for ch in word)
+
+
+def _terms(tok: jieba.Tokenizer, text: str) -> list[str]:
+    return [
+        w
+        for w in (t.strip() for t in tok.cut_for_search(normalize(text), HMM=True))
+        if w and w not in STOPWORDS and _is_content(w)
+    ]
+
+
+class FaqIndex:
+    def __init__(
+        self,
+        entries: Iterable[FaqDoc],
+        synonyms: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        """Build the index; `synonyms` maps a canonical term to the words that mean it."""
+        self.entries: tuple[FaqDoc, ...] = tuple(entries)
+        canonical: dict[str, str] = {}
+        for term, words in (synonyms or {}).items():
+            for word in (term, *words):
+                if normalize(word).strip():
+                    canonical[normalize(word).strip()] = normalize(term).strip()
+        tok = _Tokenizer.get()
+        for word in canonical:
+            tok.add_word(word, freq=max(tok.suggest_freq(word), 1000))
+        surfaces: dict[str, str] = dict(canonical)
+
+        def counted(text: str) -> Counter[str]:
+            counts: Counter[str] = Counter()
+            for word in _terms(tok, text):
+                term = canonical.get(word, word)
+                surfaces.setdefault(word, term)
+                counts[term] += 1
+            return counts
+
+        doc_terms: list[Counter[str]] = []
+        self._doc_entry: list[int] = []
+        self._doc_text: list[str] = []
+        answer_terms: list[Counter[str]] = []
+        self._entry_terms: list[frozenset[str]] = []
+        for e_pos, entry in enumerate(self.entries):
+            seen: set[str] = set()
+            for phrasing in dict.fromkeys((entry.question, *entry.alternatives)):
+                if phrasing.strip():
+                    counts = counted(phrasing)
+                    doc_terms.append(counts)
+                    self._doc_entry.append(e_pos)
+                    self._doc_text.append(phrasing)
+                    seen.update(counts)
+            self._entry_terms.append(frozenset(seen))
+            answer_terms.append(counted(entry.reply.text))
+        # idf over entries, not phrasings: alternatives repeat their entry's words
+        df: Counter[str] = Counter()
+        for e_pos, phrased in enumerate(self._entry_terms):
+            df.update(phrased | answer_terms[e_pos].keys())
+        n = max(len(self.entries), 1)
+        self.idf: dict[str, float] = {
+            t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()
+        }
+        self.max_idf = max(self.idf.values(), default=1.0)
+        self._doc_weights = self._bm25(doc_terms)
+        self._answer_weights = self._bm25(answer_terms)
+        self._self_score = [sum(w.values()) for w in self._doc_weights]
+        self._df = df
+        self._entry_docs: list[list[int]] = [[] for _ in self.entries]
+        for doc, e_pos in enumerate(self._doc_entry):
+            self._entry_docs[e_pos].append(doc)
+        # term → [(entry, bound)], best first: the term's best phrasing weight in the
+        # entry plus its answer weight, an upper bound used to shortlist candidates
+        bounds: dict[str, dict[int, float]] = {}
+        for doc, weights in enumerate(self._doc_weights):
+            entry_of_doc = self._doc_entry[doc]
+            for term, weight in weights.items():
+                per_entry = bounds.setdefault(term, {})
+                per_entry[entry_of_doc] = max(per_entry.get(entry_of_doc, 0.0), weight)
+        for e_pos, weights in enumerate(self._answer_weights):
+            for term, weight in weights.items():
+                per_entry = bounds.setdefault(term, {})
+                per_entry[e_pos] = per_entry.get(e_pos, 0.0) + ANSWER_WEIGHT * weight
+        self._postings: dict[str, list[tuple[int, float]]] = {
+            term: sorted(per_entry.items(), key=lambda kv: -kv[1])
+            for term, per_entry in bounds.items()
+        }
+        self._answer_terms = [frozenset(c) for c in answer_terms]
+        self._doc_terms = [frozenset(c) for c in doc_terms]
+        self._general = tok.FREQ
+        self._general_total = float(tok.total)
+        # stopwords are in the automaton even when the index is empty: they are known
+        # content (a greeting), not unknown content
+        automaton = ahocorasick.Automaton()
+        for word, term in surfaces.items():
+            if term in self.idf:
+                automaton.add_word(word, _entry(word, term))
+        for word in STOPWORDS:
+            if word not in surfaces:
+                automaton.add_word(word, _entry(word, ""))
+        automaton.make_automaton()
+        self._automaton = automaton
+
+    def _bm25(self, docs: Sequence[Counter[str]]) -> list[dict[str, float]]:
+        """Each doc's precomputed BM25 weight per term."""
+        avgdl = sum(sum(c.values()) for c in docs) / max(len(docs), 1)
+        weights: list[dict[str, float]] = []
+        for counts in docs:
+            dl = sum(counts.values())
+            weights.append(
+                {
+                    term: self.idf[term] * tf * (K1 + 1) / (tf + K1 * (1 - B + B * dl / avgdl))
+                    for term, tf in counts.items()
+                }
+            )
+        return weights
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def _unknown_weight(self, span: str) -> float:
+        """Idf mass of text no index term covers: forward maximum matching on jieba's
+        general dictionary, each word weighted by its general rarity."""
+        mass = 0.0
+        i = 0
+        freq = self._general
+        while i < len(span):
+            for size in (4, 3, 2, 1):
+                word = span[i : i + size]
+                if len(word) == size and (size == 1 or freq.get(word, 0) > 0):
+                    break
+            f = freq.get(word, 0)
+            general_idf = math.log(self._general_total / f) if f > 0 else UNSEEN_GENERAL_IDF
+            rarity = (general_idf - GENERAL_IDF_FLOOR) / GENERAL_IDF_SPAN
+            mass += self.max_idf * min(1.0, max(UNKNOWN_MIN, rarity))
+            i += len(word)
+        return mass
+
+    def _inside_general_word(self, norm: str, pos: int) -> bool:
+        """Whether the character at `pos` belongs to a 2–3 character dictionary word."""
+        freq = self._general
+        for size in (2, 3):
+            for start in range(max(0, pos - size + 1), pos + 1):
+                word = norm[start : start + size]
+                if len(word) == size and freq.get(word, 0) > 0:
+                    return True
+        return False
+
+    def query_terms(self, norm: str) -> tuple[dict[str, float], float]:
+        """The index terms in `norm` (a `normalize`d text) as term → idf, and the idf
+        mass of the content no term covers."""
+        found: list[tuple[int, int, str]] = []
+        covered = multi = 0
+        last = len(norm) - 1
+        for end, (length, term, left, right) in self._automaton.iter(norm):
+            start = end - length + 1
+            if (left and start > 0 and is_word_char(norm[start - 1])) or (
+                right and end < last and is_word_char(norm[end + 1])
+            ):
+                continue  # "pro" inside "product"
+            found.append((start, length, term))
+            mask = ((1 << length) - 1) << start
+            covered |= mask
+            if length > 1:
+                multi |= mask
+        terms: dict[str, float] = {}
+        for start, length, term in found:
+            if length == 1:
+                # a single character inside a longer word is part of that word, as in
+                # jieba's search mode: 会员卡 yields 会员, not 卡; 信用卡 is not 用 + 卡
+                if (multi >> start) & 1:
+                    continue
+                if self._inside_general_word(norm, start):
+                    covered &= ~(1 << start)  # counted as unknown content instead
+                    continue
+            if term:
+                terms[term] = self.idf[term]
+        unknown = 0.0
+        run_start = -1
+        for i, ch in enumerate(norm + " "):
+            if ch.isalnum() and not (covered >> i) & 1:
+                if run_start < 0:
+                    run_start = i
+            elif run_start >= 0:
+                unknown += self._unknown_weight(norm[run_start:i])
+                run_start = -1
+        return terms, unknown
+
+    def is_small_talk(self, text: str) -> bool:
+        """True when the text holds no index term and no unknown content."""
+        terms, unknown = self.query_terms(normalize(text))
+        return not terms and unknown == 0.0
+
+    def search(self, text: str, limit: int = 1) -> list[FaqMatch]:
+        """Best entries for `text`, most confident first (one per entry)."""
+        return self.rank(*self.query_terms(normalize(text)), limit=limit)
+
+    def rank(
+        self, terms: Mapping[str, float], unknown_mass: float, limit: int = 1
+    ) -> list[FaqMatch]:
+        """Entries for the output of `query_terms`, most confident first."""
+        if not terms:
+            return []
+        scored: list[tuple[float, float, int, int]] = []  # total, phrasing score, entry, doc
+        query = list(terms)
+        for entry in self._shortlist(query):
+            best_score, best = 0.0, -1
+            for doc in self._entry_docs[entry]:
+                weights = self._doc_weights[doc]
+                score = 0.0
+                for term in query:
+                    if term in weights:
+                        score += weights[term]
+                if score > best_score:
+                    best_score, best = score, doc
+            answer = self._answer_weights[entry]
+            answer_score = 0.0
+            for term in query:
+                if term in answer:
+                    answer_score += answer[term]
+            scored.append((best_score + ANSWER_WEIGHT * answer_score, best_score, entry, best))
+        scored.sort(reverse=True)
+        query_mass = sum(terms.values()) + unknown_mass
+        rescored = sorted(
+            (
+                (self._confidence(terms, query_mass, phrasing, entry, doc), total, entry, doc)
+                for total, phrasing, entry, doc in scored[: max(RERANK, limit * 3)]
+            ),
+            key=lambda item: (-item[0], -item[1]),
+        )
+        return [self._match(terms, *item) for item in rescored[:limit]]
+
+    def _shortlist(self, terms: Sequence[str]) -> list[int]:
+        """Entries worth scoring in full: BM25 over the query's rarer terms only.
+
+        Terms in more than COMMON_POSTINGS entries (怎么, 多少) are left out here and
+        only count when the shortlist is scored in full, so a query costs about the
+        same with 40 entries or 4,000.
+        """
+        rare = [t for t in terms if self._df[t] <= COMMON_POSTINGS]
+        if not rare:
+            rare = [min(terms, key=lambda t: self._df[t])]
+        if len(rare) == 1:  # the common case: postings are stored best first
+            return [entry for entry, _ in self._postings.get(rare[0], ())[:SHORTLIST]]
+        partial: dict[int, float] = {}
+        for term in rare:
+            for entry, bound in self._postings.get(term, ()):
+                partial[entry] = partial.get(entry, 0.0) + bound
+        if len(partial) <= SHORTLIST:
+            return list(partial)
+        return heapq.nlargest(SHORTLIST, partial, key=partial.__getitem__)
+
+    def _confidence(
+        self, terms: Mapping[str, float], query_mass: float, phrasing: float, entry: int, doc: int
+    ) -> float:
+        """How much of the question this entry explains, scaled by how much of its best
+        phrasing the question says: both must be high to answer."""
+        own = self._doc_terms[doc] if doc >= 0 else frozenset()
+        siblings = self._entry_terms[entry]
+        answer = self._answer_terms[entry]
+        covered = 0.0
+        for term, idf in terms.items():
+            if term in own:
+                covered += idf * COVER_SAME
+            elif term in siblings:
+                covered += idf * COVER_SIBLING
+            elif term in answer:
+                covered += idf * COVER_ANSWER
+        query_cover = covered / query_mass
+        doc_cover = phrasing / self._self_score[doc] if doc >= 0 else 0.0
+        return query_cover * (DOC_COVER_BASE + (1 - DOC_COVER_BASE) * doc_cover)
+
+    def _match(
+        self, terms: Mapping[str, float], confidence: float, total: float, entry: int, doc: int
+    ) -> FaqMatch:
+        shared = (self._entry_terms[entry] | self._answer_terms[entry]) & terms.keys()
+        return FaqMatch(
+            entry=self.entries[entry],
+            phrasing=self._doc_text[doc] if doc >= 0 else self.entries[entry].question,
+            score=round(total, 4),
+            confidence=round(confidence, 4),
+            matched_terms=tuple(sorted(shared)),
+        )
+
+
+def _entry(word: str, term: str) -> tuple[int, str, bool, bool]:
+    """Automaton value: length, term ("" = stopword), word-boundary checks needed."""
+    return (len(word), term, is_word_char(word[0]), is_word_char(word[-1]))

@@ -1,0 +1,107 @@
+"""All keyword rules compiled into one Aho–Corasick automaton (pyahocorasick, C), so a
+message is scanned once whatever the number of rules; exact rules are one dict lookup.
+
+An index is immutable: a rebuild makes a new one beside the old and the cache swaps the
+reference (see cache.py), so matching never waits for a rebuild.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import ahocorasick
+
+from .normalize import exact_form, is_word_char, trim_edges
+from .rules import MatchKind, Rule
+
+# per rule using a keyword: (rule position, keyword, keywords the rule needs)
+_Entry = tuple[int, str, int]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A rule whose text condition holds, with the keywords that made it hold."""
+
+    rule: Rule
+    matched: tuple[str, ...]
+
+
+class KeywordIndex:
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self.rules: tuple[Rule, ...] = tuple(sorted(rules, key=lambda r: r.order))
+        self.uses_tags = any(r.tag_ids for r in self.rules)
+        self._exact: dict[str, list[tuple[int, str]]] = {}
+        self._regex: list[int] = []
+        by_word: dict[str, list[_Entry]] = {}
+        for pos, rule in enumerate(self.rules):
+            if rule.match is MatchKind.EXACT:
+                for word in rule.keywords:
+                    self._exact.setdefault(exact_form(word), []).append((pos, word))
+            elif rule.match is MatchKind.REGEX:
+                self._regex.append(pos)
+            else:
+                need = len(rule.keywords) if rule.match is MatchKind.ALL else 1
+                for word in rule.keywords:
+                    by_word.setdefault(word, []).append((pos, word, need))
+        self._automaton: ahocorasick.Automaton | None = None
+        if by_word:
+            automaton = ahocorasick.Automaton()
+            for word, entries in by_word.items():
+                # ASCII words match on word boundaries only: "agent" is not in "management"
+                left, right = is_word_char(word[0]), is_word_char(word[-1])
+                automaton.add_word(word, (len(word), left, right, tuple(entries)))
+            automaton.make_automaton()
+            self._automaton = automaton
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def candidates(self, norm: str) -> Iterator[Candidate]:
+        """Rules whose text condition holds for `norm` (a `normalize`d message), best
+        priority first.
+
+        Lazy: a caller that stops at the first rule in scope never evaluates the regex
+        rules ranked after it (regexes are the only per-rule cost).
+        """
+        found: dict[int, list[str]] = {}
+        for pos, word in self._exact.get(trim_edges(norm), ()):
+            found[pos] = [word]
+        if self._automaton is not None:
+            partial: dict[int, set[str]] = {}
+            for end, (length, left, right, entries) in self._automaton.iter(norm):
+                if (left or right) and not _on_boundaries(norm, end, length, left, right):
+                    continue
+                for pos, word, need in entries:
+                    if need == 1:
+                        hit = found.get(pos)
+                        if hit is None:
+                            found[pos] = [word]
+                        elif word not in hit:
+                            hit.append(word)
+                    else:
+                        words = partial.setdefault(pos, set())
+                        words.add(word)
+                        if len(words) == need:
+                            found[pos] = sorted(words)
+        if not self._regex:
+            for pos in sorted(found):
+                yield Candidate(self.rules[pos], tuple(found[pos]))
+            return
+        for pos in heapq.merge(sorted(found), self._regex):
+            hit = found.get(pos)
+            if hit is not None:
+                yield Candidate(self.rules[pos], tuple(hit))
+                continue
+            rule = self.rules[pos]
+            m = rule.compiled.search(norm) if rule.compiled is not None else None
+            if m is not None:
+                yield Candidate(rule, (m.group(0),))
+
+
+def _on_boundaries(norm: str, end: int, length: int, left: bool, right: bool) -> bool:
+    start = end - length + 1
+    if left and start > 0 and is_word_char(norm[start - 1]):
+        return False
+    return not (right and end + 1 < len(norm) and is_word_char(norm[end + 1]))
