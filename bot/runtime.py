@@ -249,7 +249,11 @@ async def start_background(services: Services) -> None:
         return  # [jobs] enabled = false: tests drive the jobs themselves
     for name, (seconds, job) in worker_jobs(services).items():
         sup.spawn(f"job:{name}", lambda stop, n=name, s=seconds, j=job: run_every(n, s, j, stop))  # type: ignore[misc]
-    sup.spawn("wecom.contact_sync", lambda _stop: resume_contact_syncs(services))
+    async def contact_sync_once(stop: asyncio.Event) -> None:
+        await resume_contact_syncs(services)
+        await stop.wait()  # done for this run; stays "alive" for the supervisor
+
+    sup.spawn("wecom.contact_sync", contact_sync_once)
     # index what was written outside the pipeline (auto-replies, broadcasts, console)
     sup.spawn(
         "job:search.catch_up",

@@ -32,6 +32,7 @@ from channels.wecom.simulator import (
     sign_callback,
     text_message_xml,
 )
+from channels.wecom.simulator.scenarios import kf_customer_writes
 from conversations.models import ChannelAccount
 from conversations.types import AccountRef
 
@@ -68,6 +69,7 @@ class WeComSandbox:
         self.sim = WeComSimulator()
         self.sms = _sms_simulators()
         self._sms_accounts: dict[int, GatewaySimulator] = {}
+        self._kf_accounts: dict[int, tuple[str, SimApp, str, str]] = {}
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         self._accounts: dict[int, tuple[str, SimApp, str]] = {}  # id → (name, app, callback token)
@@ -179,13 +181,61 @@ class WeComSandbox:
             for member in ("zhangsan", "lisi", "wangwu"):
                 self.sim.add_member(app.corp_id, member)
             self._accounts[row.id] = (row.name, app, row.callback_token)
+        await self._ensure_kf_account()
+
+    async def _ensure_kf_account(self) -> None:
+        """A sandbox 微信客服 account: the path where the bot may answer customers."""
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+        async with self.services.db.transaction() as s:
+            rows = (
+                await s.scalars(select(ChannelAccount).where(ChannelAccount.kind == "wecom.kf"))
+            ).all()
+            if rows and not any(r.config.get("sandbox") for r in rows):
+                return  # a real kf account exists: no simulator for it
+            row = next((r for r in rows if r.config.get("sandbox")), None)
+            if row is None:
+                row = ChannelAccount(
+                    kind="wecom.kf",
+                    name="沙箱微信客服 (sandbox)",
+                    config={
+                        "corp_id": "wwsandbox0001",
+                        "open_kfid": "wkSandboxKf0001",
+                        "sandbox": True,
+                    },
+                    secrets=self.services.secrets.seal(
+                        {
+                            "secret": secrets.token_urlsafe(32),
+                            "token": "".join(secrets.choice(alphabet) for _ in range(24)),
+                            "encoding_aes_key": "".join(
+                                secrets.choice(alphabet) for _ in range(43)
+                            ),
+                        }
+                    ),
+                    callback_token=secrets.token_urlsafe(24),
+                )
+                s.add(row)
+                await s.flush()
+        plain = self.services.secrets.open(row.secrets)
+        app = self.sim.add_app(
+            SimApp(
+                corp_id=str(row.config["corp_id"]),
+                agent_id=0,
+                secret=plain["secret"],
+                token=plain["token"],
+                encoding_aes_key=plain["encoding_aes_key"],
+            )
+        )
+        open_kfid = str(row.config["open_kfid"])
+        self.sim.kf.add_account(app.corp_id, open_kfid)
+        self._kf_accounts[row.id] = (row.name, app, row.callback_token, open_kfid)
 
     # ---- admin_web.deps.CustomerSimulator
 
     def accounts(self) -> Sequence[tuple[int, str]]:
         names = {kind: name for kind, name, _g, _f in self.sms}
         sms = [(i, names.get(self._kind_of(g), "SMS")) for i, g in self._sms_accounts.items()]
-        return [(i, name) for i, (name, _app, _tok) in self._accounts.items()] + sms
+        kf = [(i, name) for i, (name, _app, _tok, _kfid) in self._kf_accounts.items()]
+        return kf + [(i, name) for i, (name, _app, _tok) in self._accounts.items()] + sms
 
     def _kind_of(self, gateway: GatewaySimulator) -> str:
         return next(kind for kind, _n, g, _f in self.sms if g is gateway)
@@ -197,6 +247,13 @@ class WeComSandbox:
             gateway: _PushesReplies = self._sms_accounts[account_id]  # type: ignore[assignment]  # all three do
             status, _ = await gateway.push_reply(phone, text)
             return int(status)
+        if account_id in self._kf_accounts:
+            # a WeChat user writes to the kf account: sync_msg holds it, a callback wakes us
+            _name, kf_app, kf_token, open_kfid = self._kf_accounts[account_id]
+            url = f"{self.services.settings.public_url}/callbacks/wecom.kf/{kf_token}"
+            return await kf_customer_writes(
+                self.services.http, self.sim, kf_app, url, open_kfid, customer, text
+            )
         name, app, token = self._accounts[account_id]
         self.sim.add_member(app.corp_id, customer)
         plaintext = text_message_xml(app, customer, text, msg_id=secrets.randbits(63))
@@ -210,4 +267,11 @@ class WeComSandbox:
         ]
         for _kind, _name, gateway, _f in self.sms:
             out.extend((m.sent_at, {"to": m.phone, "text": m.text}) for m in gateway.sent)
+        out.extend(
+            (
+                float(len(out)),
+                {"to": m.get("touser", ""), "text": (m.get("text") or {}).get("content", "")},
+            )
+            for m in self.sim.kf.sent
+        )
         return [entry for _t, entry in out[-limit:]][::-1]
