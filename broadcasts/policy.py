@@ -15,6 +15,7 @@ from datetime import datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from conversations.optout import consent_target_of
 from conversations.types import MessageKind
 
 from .segments import CharacterSegments, GsmSegments, SegmentCounter
@@ -136,7 +137,9 @@ class SmsPolicy:
         return identity_external_id or customer.phone
 
     def consent_scope(self, account: AccountView) -> str:
-        return str(account.config.get("sign_name") or "*")
+        # the scope opt-out replies were recorded under (【签名】, or Twilio's sender)
+        target = consent_target_of(account.kind, account.config)
+        return target.scope if target is not None else "*"
 
     def marketing_window(self, account: AccountView) -> MarketingWindow | None:
         return _window(account)

@@ -88,11 +88,15 @@ _TARGETS: dict[str, tuple[str, tuple[str, ...], bool]] = {
 
 def consent_target(account: ChannelAccount) -> ConsentTarget | None:
     """The (channel, scope) an account's opt-outs are recorded under; None = no keywords."""
-    entry = _TARGETS.get(account.kind)
+    return consent_target_of(account.kind, account.config or {})
+
+
+def consent_target_of(kind: str, config: Mapping[str, Any]) -> ConsentTarget | None:
+    """The same, from an account's kind and config (broadcasts check suppressions with it)."""
+    entry = _TARGETS.get(kind)
     if entry is None:
         return None
     channel, scope_keys, confirm = entry
-    config: Mapping[str, Any] = account.config or {}
     scope = next((str(config[k]) for k in scope_keys if config.get(k)), ANY_SCOPE)
     return ConsentTarget(channel, scope, confirm)
 
