@@ -13,11 +13,17 @@ from aiohttp import web
 from sqlalchemy import select
 
 from conversations import workflow
-from conversations.access import AccessDenied, Role, conversation_scope
+from conversations.access import AccessDenied, conversation_scope
 from conversations.actions import queue_outbound
-from conversations.models import Conversation, Customer, Identity, Message
+from conversations.models import Conversation, Identity, Message
 from conversations.notes import add_note
-from conversations.queries import InboxFilter, history, inbox, open_conversation
+from conversations.queries import (
+    InboxFilter,
+    history,
+    inbox,
+    open_conversation,
+    visible_customer,
+)
 from conversations.search import SearchFilter, index_message_ids, search_messages
 from conversations.stats import staff_statistics
 from conversations.types import Purpose, SenderType
@@ -270,9 +276,12 @@ async def customer(request: web.Request) -> web.Response:
     viewer = viewer_of(request)
     customer_id = int(request.match_info["id"])
     async with deps.db.reading() as s:
-        row = await s.get(Customer, customer_id)
-        if row is None:
-            raise _error(web.HTTPNotFound, "not_found")
+        try:
+            row = await visible_customer(s, viewer, customer_id)
+        except LookupError:
+            raise _error(web.HTTPNotFound, "not_found") from None
+        except AccessDenied:
+            raise _error(web.HTTPForbidden, "forbidden") from None
         convs = (
             await s.scalars(
                 select(Conversation).where(
@@ -280,8 +289,6 @@ async def customer(request: web.Request) -> web.Response:
                 )
             )
         ).all()
-        if viewer.role != Role.ADMIN and not convs and row.owner_id != viewer.staff_id:
-            raise _error(web.HTTPForbidden, "forbidden")
         identities = (
             await s.scalars(select(Identity).where(Identity.customer_id == customer_id))
         ).all()

@@ -1,5 +1,6 @@
 """Console pages of the auto-reply engine: rule and FAQ editors, import/export, the
-"try a message" box and hit counts. Admins and managers only."""
+"try a message" box and hit counts. Editors and hit counts are for admins and managers;
+every salesperson may try a message to see what the bot would answer."""
 
 from __future__ import annotations
 
@@ -26,14 +27,13 @@ from autoreply.models import FaqEntry, KeywordRule
 from autoreply.rules import InvalidRule
 from autoreply.settings import AutoReplySettings
 from autoreply.templates import VARIABLES
-from conversations.access import Role
 from conversations.models import ChannelAccount
 
 from .deps import DEPS_KEY
+from .policy import MANAGERS, STAFF, allow
 from .render import render
-from .security import require_role, viewer_of
+from .security import viewer_of
 
-EDITORS = (Role.ADMIN, Role.MANAGER)
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
 VARIANT_SEPARATOR = "---"  # a line of its own between reply variants in the form
 
@@ -111,8 +111,8 @@ def build_routes(settings: AutoReplySettings) -> web.RouteTableDef:
             return list(await s.scalars(select(ChannelAccount).order_by(ChannelAccount.id)))
 
     @routes.get("/autoreply/rules")
+    @allow(MANAGERS)
     async def rules_page(request: web.Request) -> web.Response:
-        require_role(request, *EDITORS)
         async with request.app[DEPS_KEY].db.reading() as s:
             rules = await service.list_rules(s)
         return await render(
@@ -144,13 +144,13 @@ def build_routes(settings: AutoReplySettings) -> web.RouteTableDef:
         )
 
     @routes.get("/autoreply/rules/new")
+    @allow(MANAGERS)
     async def new_rule(request: web.Request) -> web.Response:
-        require_role(request, *EDITORS)
         return await rule_form(request, None, None, [], "/autoreply/rules")
 
     @routes.get("/autoreply/rules/{id:\\d+}")
+    @allow(MANAGERS)
     async def edit_rule(request: web.Request) -> web.Response:
-        require_role(request, *EDITORS)
         async with request.app[DEPS_KEY].db.reading() as s:
             rule = await s.get(KeywordRule, int(request.match_info["id"]))
         if rule is None:
@@ -159,8 +159,8 @@ def build_routes(settings: AutoReplySettings) -> web.RouteTableDef:
 
     @routes.post("/autoreply/rules")
     @routes.post("/autoreply/rules/{id:\\d+}")
+    @allow(MANAGERS)
     async def save_rule(request: web.Request) -> web.Response:
-        require_role(request, *EDITORS)
         form = await request.post()
         rule_id = request.match_info.get("id")
         try:
@@ -182,8 +182,8 @@ def build_routes(settings: AutoReplySettings) -> web.RouteTableDef:
         raise web.HTTPFound("/autoreply/rules?saved=1")
 
     @routes.post("/autoreply/rules/{id:\\d+}/delete")
+    @allow(MANAGERS)
     async def delete_rule(request: web.Request) -> web.Response:
-        require_role(request, *EDITORS)
         try:
             async with request.app[DEPS_KEY].db.transaction() as s:
                 await service.delete_rule(
@@ -195,8 +195,8 @@ def build_routes(settings: AutoReplySettings) -> web.RouteTableDef:
         raise web.HTTPFound("/autoreply/rules")
 
     @routes.get("/autoreply/faq")
+    @allow(MANAGERS)
     async def faq_page(request: web.Request) -> web.Response:
-        require_role(request, *EDITORS)
         edit_id = request.query.get("edit")
         async with request.app[DEPS_KEY].db.reading() as s:
             entries = await service.list_faq(s)
@@ -215,8 +215,8 @@ def build_routes(settings: AutoReplySettings) -> web.RouteTableDef:
         )
 
     @routes.post("/autoreply/faq")
+    @allow(MANAGERS)
     async def save_faq(request: web.Request) -> web.Response:
-        require_role(request, *EDITORS)
         form = await request.post()
         row = FaqRow(
             slug=str(form.get("slug", "")).strip()[:64],
@@ -235,8 +235,8 @@ def build_routes(settings: AutoReplySettings) -> web.RouteTableDef:
         raise _to_faq(message="saved")
 
     @routes.post("/autoreply/faq/{id:\\d+}/delete")
+    @allow(MANAGERS)
     async def delete_faq(request: web.Request) -> web.Response:
-        require_role(request, *EDITORS)
         try:
             async with request.app[DEPS_KEY].db.transaction() as s:
                 await service.delete_faq(
@@ -248,8 +248,8 @@ def build_routes(settings: AutoReplySettings) -> web.RouteTableDef:
         raise web.HTTPFound("/autoreply/faq")
 
     @routes.post("/autoreply/faq/import")
+    @allow(MANAGERS)
     async def import_faq(request: web.Request) -> web.Response:
-        require_role(request, *EDITORS)
         form = await request.post()
         upload = form.get("file")
         if not isinstance(upload, web.FileField):
@@ -281,8 +281,8 @@ def build_routes(settings: AutoReplySettings) -> web.RouteTableDef:
         raise _to_faq(message=message)
 
     @routes.get("/autoreply/faq/export.{fmt:(csv|xlsx)}")
+    @allow(MANAGERS)
     async def export_faq(request: web.Request) -> web.Response:
-        require_role(request, *EDITORS)
         async with request.app[DEPS_KEY].db.reading() as s:
             rows = await service.export_faq(s)
         if request.match_info["fmt"] == "xlsx":
@@ -301,8 +301,8 @@ def build_routes(settings: AutoReplySettings) -> web.RouteTableDef:
         )
 
     @routes.post("/autoreply/terms")
+    @allow(MANAGERS)
     async def save_term(request: web.Request) -> web.Response:
-        require_role(request, *EDITORS)
         form = await request.post()
         synonyms = str(form.get("synonyms", "")).replace("，", ",").replace("|", ",").split(",")
         try:
@@ -319,8 +319,8 @@ def build_routes(settings: AutoReplySettings) -> web.RouteTableDef:
         raise _to_faq(message="term saved")
 
     @routes.post("/autoreply/terms/{id:\\d+}/delete")
+    @allow(MANAGERS)
     async def delete_term(request: web.Request) -> web.Response:
-        require_role(request, *EDITORS)
         try:
             async with request.app[DEPS_KEY].db.transaction() as s:
                 await service.delete_term(
@@ -362,22 +362,27 @@ def build_routes(settings: AutoReplySettings) -> web.RouteTableDef:
         return result, form
 
     @routes.get("/autoreply/try")
+    @allow(STAFF)
     async def try_page(request: web.Request) -> web.Response:
-        require_role(request, *EDITORS)
         result, form = await explanation(request)
-        return await render(request, "autoreply/try.html", {"result": result, "form": form})
+        can_edit = viewer_of(request).role in MANAGERS
+        return await render(
+            request,
+            "autoreply/try.html",
+            {"result": result, "form": form, "can_edit": can_edit},
+        )
 
     @routes.get("/autoreply/api/explain")
+    @allow(STAFF)
     async def explain_json(request: web.Request) -> web.Response:
-        require_role(request, *EDITORS)
         result, _form = await explanation(request)
         if result is None:
             raise web.HTTPBadRequest(text="text is required")
         return web.json_response(result, dumps=lambda v: json.dumps(v, ensure_ascii=False))
 
     @routes.get("/autoreply/hits")
+    @allow(MANAGERS)
     async def hits_page(request: web.Request) -> web.Response:
-        require_role(request, *EDITORS)
         async with request.app[DEPS_KEY].db.reading() as s:
             counts = await service.hit_counts(s)
         return await render(request, "autoreply/hits.html", {"counts": counts})

@@ -1,5 +1,9 @@
 """Console pages for broadcasts (群发) and the public click redirect /r/<token>.
 
+Campaign pages are for admins, managers and marketers; approving or rejecting a
+broadcast for admins and managers (the service checks the approver again); the click
+redirect is public.
+
 Register with `ConsoleDeps.extra_routes.append(broadcast_views.routes)`; the services
 used (policies, audiences, settings) come from `BROADCAST_CONSOLE_KEY` when the wiring
 sets it, else the built-in defaults.
@@ -43,11 +47,12 @@ from conversations.models import ChannelAccount, StaffUser
 
 from .deps import DEPS_KEY
 from .i18n import gettext
+from .policy import CAMPAIGNS, PUBLIC, allow
 from .render import render
 from .security import require_role, user_of
 
 routes = web.RouteTableDef()
-EDITORS = (Role.ADMIN, Role.MANAGER, Role.MARKETER)
+APPROVERS = (Role.ADMIN, Role.MANAGER)
 
 
 @dataclass
@@ -72,6 +77,7 @@ def _ints(raw: str) -> list[int]:
 
 
 @routes.get("/broadcasts")
+@allow(CAMPAIGNS)
 async def broadcast_list(request: web.Request) -> web.Response:
     deps = request.app[DEPS_KEY]
     async with deps.db.reading() as s:
@@ -80,8 +86,8 @@ async def broadcast_list(request: web.Request) -> web.Response:
 
 
 @routes.get("/broadcasts/new")
+@allow(CAMPAIGNS)
 async def broadcast_form(request: web.Request) -> web.Response:
-    require_role(request, *EDITORS)
     deps = request.app[DEPS_KEY]
     async with deps.db.reading() as s:
         accounts = list(await s.scalars(select(ChannelAccount).order_by(ChannelAccount.id)))
@@ -89,8 +95,8 @@ async def broadcast_form(request: web.Request) -> web.Response:
 
 
 @routes.post("/broadcasts")
+@allow(CAMPAIGNS)
 async def broadcast_create(request: web.Request) -> web.Response:
-    require_role(request, *EDITORS)
     deps = request.app[DEPS_KEY]
     form = await request.post()
     kind = str(form.get("audience_kind", "customers"))
@@ -141,6 +147,7 @@ async def broadcast_create(request: web.Request) -> web.Response:
 
 
 @routes.get("/broadcasts/{id:\\d+}")
+@allow(CAMPAIGNS)
 async def broadcast_detail(request: web.Request) -> web.Response:
     deps = request.app[DEPS_KEY]
     console = _console(request)
@@ -195,10 +202,14 @@ def _back(broadcast_id: int, problems: list[str] | None = None) -> web.HTTPFound
 
 
 @routes.post("/broadcasts/{id:\\d+}/{action:submit|approve|reject|cancel|test}")
+@allow(CAMPAIGNS)
 async def broadcast_action(request: web.Request) -> web.Response:
     deps = request.app[DEPS_KEY]
     console = _console(request)
     action = request.match_info["action"]
+    if action in ("approve", "reject"):
+        # checked before the broadcast's state, so a marketer learns nothing from the answer
+        require_role(request, *APPROVERS)
     user: StaffUser = user_of(request)
     form = await request.post()
     now = utcnow()
@@ -206,7 +217,6 @@ async def broadcast_action(request: web.Request) -> web.Response:
         async with deps.db.transaction() as s:
             broadcast = await _broadcast(request, s)
             if action == "submit":
-                require_role(request, *EDITORS)
                 await submit(
                     s,
                     broadcast,
@@ -220,7 +230,6 @@ async def broadcast_action(request: web.Request) -> web.Response:
             elif action == "reject":
                 await reject(s, broadcast, approver=user, note=str(form.get("note", "")))
             elif action == "cancel":
-                require_role(request, *EDITORS)
                 await cancel_broadcast(s, broadcast, actor_id=user.id, now=now)
             else:
                 await send_test_message(
@@ -241,8 +250,8 @@ async def broadcast_action(request: web.Request) -> web.Response:
 
 
 @routes.post("/broadcasts/runs/{id:\\d+}/{action:pause|resume|cancel}")
+@allow(CAMPAIGNS)
 async def run_action(request: web.Request) -> web.Response:
-    require_role(request, *EDITORS)
     deps = request.app[DEPS_KEY]
     action = request.match_info["action"]
     user = user_of(request)
@@ -265,8 +274,8 @@ async def run_action(request: web.Request) -> web.Response:
 
 
 @routes.get("/broadcasts/runs/{id:\\d+}/export.csv")
+@allow(CAMPAIGNS)
 async def run_export(request: web.Request) -> web.StreamResponse:
-    require_role(request, *EDITORS)
     deps = request.app[DEPS_KEY]
     run_id = int(request.match_info["id"])
     response = web.StreamResponse(
@@ -284,6 +293,7 @@ async def run_export(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/r/{token}")
+@allow(PUBLIC)
 async def click(request: web.Request) -> web.Response:
     """Public: count a click on a broadcast link and redirect to the real address."""
     deps = request.app[DEPS_KEY]

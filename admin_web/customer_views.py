@@ -6,9 +6,10 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import select
 
-from conversations.access import Role, conversation_scope
+from conversations.access import AccessDenied, conversation_scope
 from conversations.consent import Suppression
-from conversations.models import ChannelAccount, Conversation, Customer, Identity, StaffUser
+from conversations.models import ChannelAccount, Conversation, Identity, StaffUser
+from conversations.queries import visible_customer
 
 from .deps import DEPS_KEY
 from .i18n import gettext
@@ -26,9 +27,12 @@ async def customer_page(request: web.Request) -> web.Response:
     viewer = viewer_of(request)
     customer_id = int(request.match_info["id"])
     async with deps.db.reading() as s:
-        customer = await s.get(Customer, customer_id)
-        if customer is None:
-            raise web.HTTPNotFound(text=gettext("No such customer."))
+        try:
+            customer = await visible_customer(s, viewer, customer_id)
+        except LookupError:
+            raise web.HTTPNotFound(text=gettext("No such customer.")) from None
+        except AccessDenied:
+            raise web.HTTPForbidden(text=gettext("You may not see this customer.")) from None
         conversations = (
             await s.execute(
                 select(Conversation, ChannelAccount)
@@ -37,9 +41,6 @@ async def customer_page(request: web.Request) -> web.Response:
                 .order_by(Conversation.last_message_at.desc().nulls_last())
             )
         ).all()
-        # a customer is visible through a conversation the viewer may see, or as owner
-        if viewer.role != Role.ADMIN and not conversations and customer.owner_id != viewer.staff_id:
-            raise web.HTTPForbidden(text=gettext("You may not see this customer."))
         identities = (
             await s.execute(
                 select(Identity, ChannelAccount)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from conversations.actions import audit
 from conversations.models import ChannelAccount
 
-from .deps import DEPS_KEY
+from .deps import DEPS_KEY, ConnectionResult
 from .i18n import gettext
 from .policy import ADMINS, allow
 from .render import render
@@ -214,7 +214,12 @@ async def test_connection(request: web.Request) -> web.Response:
                 "id": account_id,
             },
         )
-    result = await deps.check_connection(account_id)
+    try:
+        result = await deps.check_connection(account_id)
+    except ValueError as exc:
+        # adapters refuse incomplete settings when they are built (the channels' config
+        # errors are ValueErrors): that is this check's answer, not a server error
+        result = ConnectionResult(False, str(exc))
     return await render(
         request,
         "settings/check.html",

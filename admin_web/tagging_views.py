@@ -2,7 +2,12 @@
 with live count, customer import with a dry-run report, export, statistics.
 
 Mounted by adding `routes` to `ConsoleDeps.extra_routes`. JSON endpoints live under
-/tagging/api/ (behind the console login and CSRF header, unlike the public /api/)."""
+/tagging/api/ (behind the console login and CSRF header, unlike the public /api/).
+
+Who may do what (issue 9): everyone reads the tag catalogue; admins and managers edit
+tag definitions and auto-tag rules; staff tag the customers they may see, one at a time;
+segments, bulk tagging, import/export and statistics belong to campaigns (admin, manager,
+marketer)."""
 
 from __future__ import annotations
 
@@ -16,8 +21,9 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from sqlalchemy import func, select
 
-from conversations.access import Role
+from conversations.access import AccessDenied
 from conversations.db import utcnow
+from conversations.queries import visible_customer
 from tagging.importing import (
     ImportFileError,
     export_rows,
@@ -51,12 +57,12 @@ from tagging.tags import (
 
 from .deps import DEPS_KEY
 from .i18n import gettext
+from .policy import ALL_ROLES, CAMPAIGNS, MANAGERS, STAFF, allow
 from .render import render
-from .security import require_role, viewer_of
+from .security import viewer_of
 
 routes = web.RouteTableDef()
 TZ = ZoneInfo("Asia/Shanghai")
-EDITORS = (Role.ADMIN, Role.MANAGER, Role.MARKETER)
 MAX_UPLOAD = 5 * 1024 * 1024
 MAX_PAGE = 5000
 
@@ -77,6 +83,7 @@ def _back(request: web.Request, default: str, **params: str) -> web.HTTPFound:
 
 
 @routes.get("/tagging/tags")
+@allow(ALL_ROLES)
 async def tags_page(request: web.Request) -> web.Response:
     deps = request.app[DEPS_KEY]
     async with deps.db.reading() as s:
@@ -105,13 +112,14 @@ async def tags_page(request: web.Request) -> web.Response:
             "tag_names": tag_names,
             "rule_kinds": RULE_KINDS,
             "error": request.query.get("error"),
+            "can_edit": viewer_of(request).role in MANAGERS,
         },
     )
 
 
 @routes.post("/tagging/groups")
+@allow(MANAGERS)
 async def create_group_view(request: web.Request) -> web.Response:
-    require_role(request, *EDITORS)
     form = await request.post()
     async with request.app[DEPS_KEY].db.transaction() as s:
         try:
@@ -127,8 +135,8 @@ async def create_group_view(request: web.Request) -> web.Response:
 
 
 @routes.post("/tagging/tags")
+@allow(MANAGERS)
 async def create_tag_view(request: web.Request) -> web.Response:
-    require_role(request, *EDITORS)
     form = await request.post()
     async with request.app[DEPS_KEY].db.transaction() as s:
         group = await s.get(TagGroup, _int(form.get("group_id")) or 0)
@@ -144,8 +152,8 @@ async def create_tag_view(request: web.Request) -> web.Response:
 
 
 @routes.post("/tagging/tags/{id:\\d+}/archive")
+@allow(MANAGERS)
 async def archive_tag_view(request: web.Request) -> web.Response:
-    require_role(request, *EDITORS)
     async with request.app[DEPS_KEY].db.transaction() as s:
         tag = await s.get(Tag, int(request.match_info["id"]))
         if tag is None:
@@ -155,8 +163,8 @@ async def archive_tag_view(request: web.Request) -> web.Response:
 
 
 @routes.post("/tagging/rules")
+@allow(MANAGERS)
 async def create_rule_view(request: web.Request) -> web.Response:
-    require_role(request, *EDITORS)
     form = await request.post()
     kind = str(form.get("kind", ""))
     pattern = str(form.get("pattern", "")).strip()
@@ -191,8 +199,8 @@ async def create_rule_view(request: web.Request) -> web.Response:
 
 
 @routes.post("/tagging/rules/{id:\\d+}/toggle")
+@allow(MANAGERS)
 async def toggle_rule_view(request: web.Request) -> web.Response:
-    require_role(request, *EDITORS)
     async with request.app[DEPS_KEY].db.transaction() as s:
         rule = await s.get(TagRule, int(request.match_info["id"]))
         if rule is None:
@@ -202,6 +210,7 @@ async def toggle_rule_view(request: web.Request) -> web.Response:
 
 
 @routes.post("/tagging/customers/{id:\\d+}/tags")
+@allow(STAFF)
 async def tag_customer_view(request: web.Request) -> web.Response:
     """Manual tagging from the inbox or the customer page; `next` says where to go back."""
     form = await request.post()
@@ -210,6 +219,12 @@ async def tag_customer_view(request: web.Request) -> web.Response:
     tag_id = _int(form.get("tag_id"))
     why = Why("manual", actor_id=viewer.staff_id, reason=str(form.get("reason", ""))[:500])
     async with request.app[DEPS_KEY].db.transaction() as s:
+        try:
+            await visible_customer(s, viewer, customer_id)
+        except LookupError:
+            raise web.HTTPNotFound() from None
+        except AccessDenied:
+            raise web.HTTPForbidden(text=gettext("You may not see this customer.")) from None
         if tag_id is None:
             raise web.HTTPBadRequest(text="tag_id")
         try:
@@ -229,6 +244,7 @@ async def tag_customer_view(request: web.Request) -> web.Response:
 
 
 @routes.get("/tagging/segments")
+@allow(CAMPAIGNS)
 async def segments_page(request: web.Request) -> web.Response:
     async with request.app[DEPS_KEY].db.reading() as s:
         segments = (await s.scalars(select(Segment).order_by(Segment.name))).all()
@@ -268,6 +284,7 @@ def _segment_error(exc: SegmentError, expression: str | None) -> web.Response:
 
 
 @routes.post("/tagging/api/segments/count")
+@allow(CAMPAIGNS)
 async def segment_count_api(request: web.Request) -> web.Response:
     """Live count for the builder: {"expression": …} or {"ast": …} → count and both forms."""
     try:
@@ -288,6 +305,7 @@ async def segment_count_api(request: web.Request) -> web.Response:
 
 
 @routes.get("/tagging/api/segments/{id:\\d+}/ids")
+@allow(CAMPAIGNS)
 async def segment_ids_api(request: web.Request) -> web.Response:
     """Customer ids of a saved segment, ascending pages: ?after=<last id>&limit=<≤5000>."""
     after = _int(request.query.get("after")) or 0
@@ -301,8 +319,8 @@ async def segment_ids_api(request: web.Request) -> web.Response:
 
 
 @routes.post("/tagging/segments")
+@allow(CAMPAIGNS)
 async def save_segment_view(request: web.Request) -> web.Response:
-    require_role(request, *EDITORS)
     form = await request.post()
     expression = str(form.get("expression", ""))
     name = str(form.get("name", "")).strip()[:100]
@@ -324,9 +342,9 @@ async def save_segment_view(request: web.Request) -> web.Response:
 
 
 @routes.post("/tagging/segments/{id:\\d+}/bulk-tag")
+@allow(CAMPAIGNS)
 async def bulk_tag_segment_view(request: web.Request) -> web.Response:
     """Tag everyone in a saved segment (set-based)."""
-    require_role(request, *EDITORS)
     form = await request.post()
     tag_id = _int(form.get("tag_id"))
     async with request.app[DEPS_KEY].db.transaction() as s:
@@ -347,14 +365,15 @@ async def bulk_tag_segment_view(request: web.Request) -> web.Response:
 
 
 @routes.get("/tagging/import")
+@allow(CAMPAIGNS)
 async def import_page(request: web.Request) -> web.Response:
     return await render(request, "tagging/import.html", {"report": None})
 
 
 @routes.post("/tagging/import")
+@allow(CAMPAIGNS)
 async def import_view(request: web.Request) -> web.Response:
     """Dry-run first: the report page carries the file back for the real import."""
-    require_role(request, *EDITORS)
     form = await request.post()
     upload = form.get("file")
     if isinstance(upload, web.FileField):
@@ -396,8 +415,8 @@ async def import_view(request: web.Request) -> web.Response:
 
 
 @routes.get("/tagging/export.{fmt:(csv|xlsx)}")
+@allow(CAMPAIGNS)
 async def export_view(request: web.Request) -> web.Response:
-    require_role(request, *EDITORS)
     segment_id = _int(request.query.get("segment"))
     async with request.app[DEPS_KEY].db.reading() as s:
         condition = None
@@ -425,6 +444,7 @@ async def export_view(request: web.Request) -> web.Response:
 
 
 @routes.get("/tagging/stats")
+@allow(CAMPAIGNS)
 async def stats_page(request: web.Request) -> web.Response:
     today = utcnow().astimezone(TZ).date()
     async with request.app[DEPS_KEY].db.reading() as s:
@@ -453,6 +473,7 @@ async def stats_page(request: web.Request) -> web.Response:
 
 
 @routes.get("/tagging/api/stats/{dimension}")
+@allow(CAMPAIGNS)
 async def stats_api(request: web.Request) -> web.Response:
     """Chart data: [{"label": …, "count": …}] for a dimension (see tagging.stats)."""
     name = request.match_info["dimension"]

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .access import AccessDenied, Viewer, can_view, conversation_scope
+from .access import AccessDenied, Role, Viewer, can_view, conversation_scope
 from .actions import audit
 from .models import ChannelAccount, Conversation, Customer, Message, StaffUser
 
@@ -112,6 +112,24 @@ async def visible_conversation(
     if not can_view(viewer, conv, team):
         raise AccessDenied(f"conversation {conversation_id}")
     return conv
+
+
+async def visible_customer(session: AsyncSession, viewer: Viewer, customer_id: int) -> Customer:
+    """The customer if the viewer may see them: admins all; others through a conversation
+    they may see, or as the customer's owner. AccessDenied / LookupError otherwise."""
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        raise LookupError(customer_id)
+    if viewer.role == Role.ADMIN or customer.owner_id == viewer.staff_id:
+        return customer
+    seen = await session.scalar(
+        select(Conversation.id)
+        .where(Conversation.customer_id == customer_id, conversation_scope(viewer))
+        .limit(1)
+    )
+    if seen is None:
+        raise AccessDenied(f"customer {customer_id}")
+    return customer
 
 
 async def history(

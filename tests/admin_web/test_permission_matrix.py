@@ -13,8 +13,15 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
+from autoreply import service as autoreply_service
+from autoreply.faq_transfer import FaqRow
+from broadcasts.models import Broadcast, BroadcastRun, RunStatus
 from conversations.access import Role
+from conversations.db import utcnow
 from conversations.models import ChannelAccount, Message
+from tagging.rules import create_rule
+from tagging.segments.service import definition_from, save_segment
+from tagging.tags import create_group, create_tag
 from tests.admin_web.people import ROLES, Org, api_token, bearer
 from tests.system import System
 
@@ -23,6 +30,7 @@ EVERYONE = frozenset({A, M, S, K})
 STAFF = frozenset({A, M, S})
 MANAGERS = frozenset({A, M})
 ADMINS = frozenset({A})
+CAMPAIGNS = frozenset({A, M, K})
 PUBLIC = frozenset[Role]()
 
 EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
@@ -86,7 +94,77 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/customers/{id}"): STAFF,
     ("GET", "/api/v1/search"): STAFF,
     ("GET", "/api/v1/stats/staff"): MANAGERS,
+    # operations: scraped with its own optional token, never with a console session
+    ("GET", "/metrics"): PUBLIC,
+    # tagging: everyone reads the tag catalogue; only managers edit definitions and
+    # auto-tag rules; staff tag a customer they may see; segments, bulk tagging,
+    # import/export and statistics are campaign work
+    ("GET", "/tagging/tags"): EVERYONE,
+    ("POST", "/tagging/groups"): MANAGERS,
+    ("POST", "/tagging/tags"): MANAGERS,
+    ("POST", "/tagging/tags/{id}/archive"): MANAGERS,
+    ("POST", "/tagging/rules"): MANAGERS,
+    ("POST", "/tagging/rules/{id}/toggle"): MANAGERS,
+    ("POST", "/tagging/customers/{id}/tags"): STAFF,
+    ("GET", "/tagging/segments"): CAMPAIGNS,
+    ("POST", "/tagging/segments"): CAMPAIGNS,
+    ("POST", "/tagging/api/segments/count"): CAMPAIGNS,
+    ("GET", "/tagging/api/segments/{id}/ids"): CAMPAIGNS,
+    ("POST", "/tagging/segments/{id}/bulk-tag"): CAMPAIGNS,
+    ("GET", "/tagging/import"): CAMPAIGNS,
+    ("POST", "/tagging/import"): CAMPAIGNS,
+    ("GET", "/tagging/export.{fmt}"): CAMPAIGNS,
+    ("GET", "/tagging/stats"): CAMPAIGNS,
+    ("GET", "/tagging/api/stats/{dimension}"): CAMPAIGNS,
+    # broadcasts: campaign work; approval (see VARIANTS) by managers; links are public
+    ("GET", "/broadcasts"): CAMPAIGNS,
+    ("GET", "/broadcasts/new"): CAMPAIGNS,
+    ("POST", "/broadcasts"): CAMPAIGNS,
+    ("GET", "/broadcasts/{id}"): CAMPAIGNS,
+    ("POST", "/broadcasts/{id}/{action}"): CAMPAIGNS,
+    ("POST", "/broadcasts/runs/{id}/{action}"): CAMPAIGNS,
+    ("GET", "/broadcasts/runs/{id}/export.csv"): CAMPAIGNS,
+    ("GET", "/r/{token}"): PUBLIC,
+    ("GET", "/email/unsubscribe/{token}"): PUBLIC,
+    ("POST", "/email/unsubscribe/{token}"): PUBLIC,
+    # auto-reply: rule and FAQ editors and hit counts for managers; anyone who answers
+    # customers may try a message
+    ("GET", "/autoreply/rules"): MANAGERS,
+    ("GET", "/autoreply/rules/new"): MANAGERS,
+    ("GET", "/autoreply/rules/{id}"): MANAGERS,
+    ("POST", "/autoreply/rules"): MANAGERS,
+    ("POST", "/autoreply/rules/{id}"): MANAGERS,
+    ("GET", "/autoreply/faq"): MANAGERS,
+    ("POST", "/autoreply/faq"): MANAGERS,
+    ("GET", "/autoreply/faq/export.{fmt}"): MANAGERS,
+    ("POST", "/autoreply/faq/import"): MANAGERS,
+    ("POST", "/autoreply/terms"): MANAGERS,
+    ("GET", "/autoreply/hits"): MANAGERS,
+    ("GET", "/autoreply/try"): STAFF,
+    ("GET", "/autoreply/api/explain"): STAFF,
+    # deletions last: the rows they remove are the ones the routes above point at
+    ("POST", "/autoreply/rules/{id}/delete"): MANAGERS,
+    ("POST", "/autoreply/faq/{id}/delete"): MANAGERS,
+    ("POST", "/autoreply/terms/{id}/delete"): MANAGERS,
 }
+# One route, several actions with their own roles: each action is called separately and
+# must be allowed for the roles named here (a subset of the route's roles).
+VARIANTS: dict[tuple[str, str], dict[str, frozenset[Role]]] = {
+    ("POST", "/broadcasts/{id}/{action}"): {
+        "submit": CAMPAIGNS,
+        "test": CAMPAIGNS,
+        "cancel": CAMPAIGNS,
+        "approve": MANAGERS,
+        "reject": MANAGERS,
+    },
+    ("POST", "/broadcasts/runs/{id}/{action}"): {
+        "pause": CAMPAIGNS,
+        "resume": CAMPAIGNS,
+        "cancel": CAMPAIGNS,
+    },
+}
+# values for path parameters that are not row ids
+NAMED = {"fmt": "csv", "dimension": "gender", "token": "no-such-token"}
 # not the console's: provider callbacks, health, static files
 FOREIGN = re.compile(r"^/(callbacks|healthz|static)/?")
 
@@ -106,6 +184,21 @@ def test_matrix_names_every_route(console: System) -> None:
     assert console_routes(console.server.app) == set(EXPECTED)
 
 
+def test_variants_name_every_action(console: System) -> None:
+    """Each {action} route's alternatives (from its pattern) are exactly its VARIANTS."""
+    found: dict[tuple[str, str], set[str]] = {}
+    for route in console.server.app.router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        formatter, pattern = info.get("formatter", ""), info.get("pattern")
+        if "{action}" in formatter and pattern is not None:
+            actions = re.search(r"\(\?P<action>([^)]*)\)", pattern.pattern)
+            assert actions, pattern.pattern
+            found[(route.method, formatter)] = set(actions.group(1).split("|"))
+    assert found == {route: set(actions) for route, actions in VARIANTS.items()}
+    for route, actions in VARIANTS.items():
+        assert all(roles <= EXPECTED[route] for roles in actions.values())
+
+
 async def _params(console: System, org: Org) -> dict[str, str]:
     """Path parameters pointing at things every allowed role may touch harmlessly."""
     async with console.services.db.transaction() as s:
@@ -122,8 +215,45 @@ async def _params(console: System, org: Org) -> dict[str, str]:
         message_id = await s.scalar(
             select(Message.id).where(Message.conversation_id == org.conversations["unassigned"])
         )
+        group = await create_group(s, "matrix")
+        tag = await create_tag(s, group, "probe")
+        rule = await create_rule(
+            s, name="probe", tag_id=tag.id, kind="keyword", pattern="probe", config={}
+        )
+        segment = await save_segment(s, "matrix", definition_from(expression='tag:"matrix/probe"'))
+        # written by the sales user, so any admin or manager may approve it
+        broadcast = Broadcast(
+            name="matrix",
+            audience={"kind": "customers", "customer_ids": []},
+            created_by=org.staff["sales_a"],
+        )
+        s.add(broadcast)
+        await s.flush()
+        # paused: the scheduler leaves it alone while the matrix calls its routes
+        run = BroadcastRun(
+            broadcast_id=broadcast.id, fire_time=utcnow(), status=RunStatus.PAUSED.value
+        )
+        s.add(run)
+        reply_rule = await autoreply_service.create_rule(
+            s, {"name": "probe", "keywords": ["probe"], "replies": ["ok"]}, actor_id=None
+        )
+        faq = await autoreply_service.save_faq(
+            s, FaqRow(slug="probe", question="probe?", answer="ok"), actor_id=None
+        )
+        term = await autoreply_service.save_term(s, "probe", ["p"], actor_id=None)
+        await s.flush()
     spare_user = await console.add_staff("spare", Role.SALES)
     return {
+        "/tagging/tags/": str(tag.id),
+        "/tagging/rules/": str(rule.id),
+        "/tagging/customers/": str(org.customers["unassigned"]),
+        "/tagging/segments/": str(segment.id),
+        "/tagging/api/segments/": str(segment.id),
+        "/broadcasts/runs/": str(run.id),
+        "/broadcasts/": str(broadcast.id),
+        "/autoreply/rules/": str(reply_rule.id),
+        "/autoreply/faq/": str(faq.id),
+        "/autoreply/terms/": str(term.id),
         "/conversations/": str(org.conversations["unassigned"]),
         "/api/v1/conversations/": str(org.conversations["unassigned"]),
         "/customers/": str(org.customers["unassigned"]),
@@ -136,12 +266,25 @@ async def _params(console: System, org: Org) -> dict[str, str]:
     }
 
 
-def _url(path: str, params: dict[str, str]) -> str:
+def _url(path: str, params: dict[str, str], action: str | None = None) -> str:
+    """The path with its row id (first matching prefix), action and named values."""
+    if action is not None:
+        path = path.replace("{action}", action)
+    for name, value in NAMED.items():
+        path = path.replace(f"{{{name}}}", value)
     for prefix, value in params.items():
         if path.startswith(prefix):
             return re.sub(r"\{[^}]+\}", value, path)
     assert "{" not in path, path
     return path
+
+
+def _calls(route: tuple[str, str]) -> list[tuple[str | None, frozenset[Role]]]:
+    """(action, allowed roles) for each call the matrix makes to a route."""
+    variants = VARIANTS.get(route)
+    if variants is None:
+        return [(None, EXPECTED[route])]
+    return list(variants.items())
 
 
 @pytest.mark.parametrize("role_user", ["admin", "manager_a", "sales_a", "marketer"])
@@ -161,23 +304,24 @@ async def test_each_route_allows_exactly_its_roles(
     routes = sorted(EXPECTED, key=lambda r: r == ("POST", "/logout"))
     try:
         for method, path in routes:
-            allowed = EXPECTED[(method, path)]
-            if not allowed:
-                continue  # public routes: nothing to deny
-            url = console.base + _url(path, params)
-            headers = {"X-CSRF-Token": csrf.group(1)}
-            if path.startswith("/api/"):
-                headers = bearer(token)
-            kwargs = {"json": {}} if path.startswith("/api/") and method == "POST" else {"data": {}}
-            async with http.request(
-                method, url, headers=headers, allow_redirects=False, **kwargs
-            ) as resp:  # type: ignore[arg-type]
-                status = resp.status
-            denied = status == 403
-            if status == 401 or (role in allowed) == denied:
-                wrong.append(
-                    f"{method} {path}: {status} ({'allowed' if role in allowed else 'denied'} expected)"
-                )
+            for action, allowed in _calls((method, path)):
+                if not allowed:
+                    continue  # public routes: nothing to deny
+                url = console.base + _url(path, params, action)
+                headers = {"X-CSRF-Token": csrf.group(1)}
+                if path.startswith("/api/"):
+                    headers = bearer(token)
+                json_body = path.startswith(("/api/", "/tagging/api/")) and method == "POST"
+                kwargs = {"json": {}} if json_body else {"data": {}}
+                async with http.request(
+                    method, url, headers=headers, allow_redirects=False, **kwargs
+                ) as resp:  # type: ignore[arg-type]
+                    status = resp.status
+                denied = status == 403
+                # a server error is no answer to "may this role do it"
+                if status == 401 or status >= 500 or (role in allowed) == denied:
+                    expected = "allowed" if role in allowed else "denied"
+                    wrong.append(f"{method} {url}: {status} ({expected} expected)")
     finally:
         await http.close()
     assert wrong == []
