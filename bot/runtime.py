@@ -249,6 +249,7 @@ async def start_background(services: Services) -> None:
         return  # [jobs] enabled = false: tests drive the jobs themselves
     for name, (seconds, job) in worker_jobs(services).items():
         sup.spawn(f"job:{name}", lambda stop, n=name, s=seconds, j=job: run_every(n, s, j, stop))  # type: ignore[misc]
+
     async def contact_sync_once(stop: asyncio.Event) -> None:
         await resume_contact_syncs(services)
         await stop.wait()  # done for this run; stays "alive" for the supervisor
@@ -310,7 +311,10 @@ def web_app(services: Services) -> web.Application:
     from admin_web.tagging_views import routes as tagging_routes
 
     async def check_connection(account_id: int) -> ConnectionResult:
-        loaded = await services.accounts.by_id(account_id)
+        try:
+            loaded = await services.accounts.by_id(account_id)
+        except (ValueError, KeyError, TypeError) as exc:  # the channel's own config check
+            return ConnectionResult(False, f"设置有误 (settings incomplete): {exc}")
         if loaded is None:
             return ConnectionResult(
                 False, "账号不存在或类型未知 (account missing or of an unknown kind)"
