@@ -140,10 +140,10 @@ class SmsGatewayAdapter:
         """Gateways that sign their callbacks (Twilio) check it here."""
 
     def parse(self, request: RawRequest) -> Sequence[Inbound]:
-        raise NotImplementedError
+        raise NotImplementedError  # abstract: each gateway implements it
 
     def acknowledge(self, request: RawRequest, stored: Sequence[Inbound]) -> RawResponse:
-        raise NotImplementedError
+        raise NotImplementedError  # abstract: each gateway implements it
 
     # ------------------------------------------------------------------ outbound
 
@@ -323,14 +323,14 @@ class SmsGatewayAdapter:
         )
 
     async def _submit(self, request: SmsRequest) -> SendResult:
-        raise NotImplementedError
+        raise NotImplementedError  # abstract: each gateway implements it
 
     async def _lookup(self, request: SmsRequest, since: float) -> SendResult | None:
         """The gateway's record of `request.key` sent after `since`, or None."""
-        raise NotImplementedError
+        raise NotImplementedError  # abstract: each gateway implements it
 
     async def check_connection(self) -> ConnectionCheck:
-        raise NotImplementedError
+        raise NotImplementedError  # abstract: each gateway implements it
 
     # ------------------------------------------------------------------ helpers
 
