@@ -45,6 +45,7 @@ from .pollers import run_poller
 from .queue import InProcessQueue, WorkQueue
 from .scheduler import broadcast_settings, build_engine, build_throttle, run_scheduler
 from .secrets import SecretBox
+from .send_failures import dispatcher_listener
 from .supervisor import Supervisor
 from .wiring import build_handlers, console_nav
 
@@ -159,6 +160,7 @@ async def build_services(
             await notify_message(live, db, [message_id])
 
     dispatcher.listeners.append(publish_status)
+    dispatcher.listeners.append(dispatcher_listener(db))  # kf refusals → hand-off
     pipeline = Pipeline(
         db,
         queue,

@@ -17,6 +17,7 @@ from tagging.autotag import auto_tag, auto_tag_event
 from tagging.tags import tags_of
 
 from .pipeline import Handlers
+from .send_failures import kf_send_fail_event
 
 
 async def customer_tag_ids(session: AsyncSession, customer_id: int) -> frozenset[int]:
@@ -57,6 +58,7 @@ def build_handlers(autoreply: AutoReplySettings | None = None) -> Handlers:
     # channel events
     handlers.on_event("wecom.contacts", on_external_contact)  # 客户联系: customers, owners, welcome
     handlers.on_event("tagging.auto_tag_event", auto_tag_event)
+    handlers.on_event("wecom.kf_send_refused", kf_send_fail_event)  # → hand-off to a human
     for handler in EMAIL_EVENT_HANDLERS:  # bounces → undeliverable, "unsubscribe" mails
         handlers.on_event(f"email.{handler.__name__}", handler)
     return handlers
