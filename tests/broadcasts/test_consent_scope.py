@@ -16,7 +16,9 @@ from conversations.optout import consent_target_of
         ("sms.twilio", {"from_number": "+14155550100"}, "+14155550100"),
     ],
 )
-def test_broadcast_scope_is_the_opt_out_scope(kind: str, config: dict[str, str], scope: str) -> None:
+def test_broadcast_scope_is_the_opt_out_scope(
+    kind: str, config: dict[str, str], scope: str
+) -> None:
     target = consent_target_of(kind, config)
     assert target is not None and target.scope == scope
     assert SmsPolicy().consent_scope(AccountView(1, kind, "acc", config)) == scope

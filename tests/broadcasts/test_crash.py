@@ -30,7 +30,9 @@ from .crash_runner import KIND
 
 # the figure; CRASH_RECIPIENTS lowers it on a starved machine (see the report)
 N = int(os.environ.get("CRASH_RECIPIENTS", "20000"))
-DEADLINE = float(os.environ.get("CRASH_DEADLINE_SECONDS", "900"))  # ~60 sends/s on a 2-core SQLite box
+DEADLINE = float(
+    os.environ.get("CRASH_DEADLINE_SECONDS", "900")
+)  # ~60 sends/s on a 2-core SQLite box
 ROOT = Path(__file__).resolve().parents[2]
 
 
