@@ -119,12 +119,28 @@ class ChannelPolicy(Protocol):
         ...
 
 
+# providers' own marketing hours (issue 12): Tencent accepts marketing 08:00–22:00 only
+PROVIDER_LATEST_END = {"sms.tencent": time(22, 0)}
+
+
 def _window(account: AccountView) -> MarketingWindow:
+    """The account's marketing hours: `marketing_window = {start, end, timezone}` (the
+    form docs/channels/sms.md documents) or `marketing_hours = "08:00-21:00"`, clipped
+    to the provider's own limit."""
     zone = str(account.config.get("timezone") or DEFAULT_ZONE)
+    table = account.config.get("marketing_window")
     hours = account.config.get("marketing_hours")
-    if hours:
-        return MarketingWindow.parse(str(hours), zone)
-    return MarketingWindow(*DEFAULT_MARKETING_HOURS, ZoneInfo(zone))
+    if isinstance(table, Mapping) and table.get("start") and table.get("end"):
+        zone = str(table.get("timezone") or zone)
+        window = MarketingWindow.parse(f"{table['start']}-{table['end']}", zone)
+    elif hours:
+        window = MarketingWindow.parse(str(hours), zone)
+    else:
+        window = MarketingWindow(*DEFAULT_MARKETING_HOURS, ZoneInfo(zone))
+    latest = PROVIDER_LATEST_END.get(account.kind)
+    if latest is not None and window.end > latest:
+        window = MarketingWindow(window.start, latest, window.zone)
+    return window
 
 
 @dataclass(frozen=True)

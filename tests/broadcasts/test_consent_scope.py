@@ -22,3 +22,18 @@ def test_broadcast_scope_is_the_opt_out_scope(
     target = consent_target_of(kind, config)
     assert target is not None and target.scope == scope
     assert SmsPolicy().consent_scope(AccountView(1, kind, "acc", config)) == scope
+
+
+def test_marketing_window_reads_the_documented_table_and_clips_tencent() -> None:
+    from datetime import time
+
+    from broadcasts.policy import _window
+
+    aliyun = _window(
+        AccountView(1, "sms.aliyun", "a", {"marketing_window": {"start": "09:00", "end": "20:30"}})
+    )
+    assert (aliyun.start, aliyun.end) == (time(9, 0), time(20, 30))
+    tencent = _window(AccountView(2, "sms.tencent", "t", {"marketing_hours": "08:00-23:00"}))
+    assert tencent.end == time(22, 0)
+    default = _window(AccountView(3, "sms.aliyun", "d", {}))
+    assert (default.start, default.end) == (time(8, 0), time(21, 0))
