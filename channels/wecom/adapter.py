@@ -142,35 +142,14 @@ def _specs() -> list[AdapterSpec]:
     from .contact import WeComContactAdapter
     from .kf import WeComKfAdapter
 
+    def spec(adapter: Any, label_zh: str, label_en: str) -> AdapterSpec:
+        return AdapterSpec(adapter.kind, adapter, adapter.rules, label_zh, label_en)
+
     return [
-        AdapterSpec(
-            kind=WeComAppAdapter.kind,
-            factory=WeComAppAdapter,
-            rules=WeComAppAdapter.rules,
-            label_zh="企业微信自建应用",
-            label_en="WeCom self-built app",
-        ),
-        AdapterSpec(
-            kind=WeComKfAdapter.kind,
-            factory=WeComKfAdapter,
-            rules=WeComKfAdapter.rules,
-            label_zh="微信客服",
-            label_en="WeChat Customer Service (kf)",
-        ),
-        AdapterSpec(
-            kind=WeComContactAdapter.kind,
-            factory=WeComContactAdapter,
-            rules=WeComContactAdapter.rules,
-            label_zh="企业微信客户联系",
-            label_en="WeCom customer contact",
-        ),
-        AdapterSpec(
-            kind=WeComArchiveAdapter.kind,
-            factory=WeComArchiveAdapter,
-            rules=WeComArchiveAdapter.rules,
-            label_zh="会话内容存档",
-            label_en="WeCom message archive",
-        ),
+        spec(WeComAppAdapter, "企业微信自建应用", "WeCom self-built app"),
+        spec(WeComKfAdapter, "微信客服", "WeChat Customer Service (kf)"),
+        spec(WeComContactAdapter, "企业微信客户联系", "WeCom customer contact"),
+        spec(WeComArchiveAdapter, "会话内容存档", "WeCom message archive"),
     ]
 
 
