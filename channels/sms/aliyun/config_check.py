@@ -51,12 +51,3 @@ def load_config(account: AccountRef, api_base_override: str | None = None) -> Al
     return AliyunConfig(
         sms, key_id, secret, version, str(account.config.get("region", "cn-hangzhou"))
     )
-
-
-def config_problems(account: AccountRef) -> list[str]:
-    """For the console's account form: [] when the settings are usable."""
-    try:
-        load_config(account)
-    except ConfigProblems as exc:
-        return exc.problems
-    return []

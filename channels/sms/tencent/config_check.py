@@ -50,11 +50,3 @@ def load_config(account: AccountRef) -> TencentConfig:
     return TencentConfig(
         sms, secret_id, secret_key, app_id, str(account.config.get("region", "ap-guangzhou"))
     )
-
-
-def config_problems(account: AccountRef) -> list[str]:
-    try:
-        load_config(account)
-    except ConfigProblems as exc:
-        return exc.problems
-    return []

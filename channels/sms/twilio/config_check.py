@@ -49,11 +49,3 @@ def load_config(account: AccountRef) -> TwilioConfig:
         account.config.get("status_callback_url") or None,
         account.secrets.get("webhook_shared_key") or None,
     )  # fmt: skip
-
-
-def config_problems(account: AccountRef) -> list[str]:
-    try:
-        load_config(account)
-    except ConfigProblems as exc:
-        return exc.problems
-    return []
