@@ -13,7 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from channels.wecom.models import FollowRelation
 from conversations.access import AccessDenied, Role, Viewer, conversation_scope
 from conversations.consent import Suppression
-from conversations.models import ChannelAccount, Conversation, Customer, Identity, Message, StaffUser
+from conversations.models import (
+    ChannelAccount,
+    Conversation,
+    Customer,
+    Identity,
+    Message,
+    StaffUser,
+)
 from conversations.notes import ConversationNote
 from conversations.queries import visible_customer
 from tagging.models import CustomerProfile, Tag, TagGroup

@@ -111,7 +111,12 @@ async def library(
         if _matches(terms, reply.shortcut, reply.title, reply.body):
             items.append(
                 LibraryItem(
-                    f"q{reply.id}", MaterialKind.TEXT, reply.title, reply.body, "", "",
+                    f"q{reply.id}",
+                    MaterialKind.TEXT,
+                    reply.title,
+                    reply.body,
+                    "",
+                    "",
                     reply.owner_id is None,
                 )
             )

@@ -26,6 +26,10 @@ from aiohttp_session import get_session, new_session
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from admin_web.deps import DEPS_KEY
+from admin_web.i18n import current_locale, gettext, negotiate, ngettext
+from admin_web.policy import PUBLIC, STAFF, allow
+from admin_web.security import USER_KEY, VIEWER_KEY, csrf_token_for
 from autoreply.cache import EngineCache
 from channels.wecom.errors import WeComApiError
 from channels.wecom.jsapi import GroupChat, OAuthIdentity, SignedConfig, TicketKind
@@ -37,10 +41,6 @@ from tagging.dimensions import normalise_intent
 from tagging.profiles import ensure_profile
 from tagging.tags import TagError, Why, tag_customer, untag_customer
 
-from ..deps import DEPS_KEY
-from ..i18n import current_locale, gettext, negotiate, ngettext
-from ..policy import PUBLIC, STAFF, allow
-from ..security import USER_KEY, VIEWER_KEY, csrf_token_for
 from .card import SidebarUser, customer_card, customer_for_external, sidebar_customer, tag_catalogue
 from .materials import MaterialKind, library, save_material, visible_material
 
@@ -229,7 +229,9 @@ def build_routes(services: SidebarServices) -> web.RouteTableDef:
         expected = session.get(STATE_KEY)
         code = request.query.get("code", "")
         if not code or not isinstance(expected, str) or request.query.get("state") != expected:
-            raise web.HTTPBadRequest(text=gettext("This sign-in link is not valid; reopen the sidebar."))
+            raise web.HTTPBadRequest(
+                text=gettext("This sign-in link is not valid; reopen the sidebar.")
+            )
         jsapi = await jsapi_or_503()
         try:
             identity = await jsapi.identity_for_code(code)
@@ -402,7 +404,9 @@ def build_routes(services: SidebarServices) -> web.RouteTableDef:
             await visible(s, user, customer_id)
             card = await customer_card(s, user, customer_id, deps.channel_labels)
             if card["conversation_id"] is None:
-                return _json_error(409, gettext("This customer has no conversation to note on yet."))
+                return _json_error(
+                    409, gettext("This customer has no conversation to note on yet.")
+                )
             try:
                 note = await add_note(
                     s, card["conversation_id"], user.viewer.staff_id, str(body.get("text", ""))

@@ -40,7 +40,9 @@ def strip_fragment(url: str) -> str:
 
 def jsapi_signature(ticket: str, noncestr: str, timestamp: int, url: str) -> str:
     """The JS-SDK permission signature (hex SHA-1); the fragment of `url` is dropped."""
-    plain = f"jsapi_ticket={ticket}&noncestr={noncestr}&timestamp={timestamp}&url={strip_fragment(url)}"
+    plain = (
+        f"jsapi_ticket={ticket}&noncestr={noncestr}&timestamp={timestamp}&url={strip_fragment(url)}"
+    )
     # SHA-1 is what the JS-SDK protocol prescribes, not our choice
     return hashlib.sha1(plain.encode()).hexdigest()  # noqa: S324
 

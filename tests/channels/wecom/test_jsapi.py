@@ -39,7 +39,10 @@ class Rig:
 
     def jsapi(self) -> JsApi:
         api = WeComApi(
-            self.http, self.state, corp_id=self.app.corp_id, secret=self.app.secret,
+            self.http,
+            self.state,
+            corp_id=self.app.corp_id,
+            secret=self.app.secret,
             base_url=self.base,
         )
         return JsApi(api, self.app.agent_id, clock=self.clock)
@@ -163,8 +166,12 @@ async def test_group_chat_lists_members_and_customers() -> None:
                     "create_time": 1572505490,
                     "member_list": [
                         {"userid": "abel", "type": 1, "join_time": 1572505491, "name": "李"},
-                        {"userid": "wmOgQhDgAAuXFJGwbve4g4iyTgAAAA", "type": 2,
-                         "join_time": 1572505491, "name": "王先生"},
+                        {
+                            "userid": "wmOgQhDgAAuXFJGwbve4g4iyTgAAAA",
+                            "type": 2,
+                            "join_time": 1572505491,
+                            "name": "王先生",
+                        },
                     ],
                 },
             }
@@ -177,8 +184,9 @@ async def test_group_chat_lists_members_and_customers() -> None:
     await server.start_server()
     try:
         async with aiohttp.ClientSession() as http:
-            api = WeComApi(http, MemoryState(), corp_id="ww1", secret="s",
-                           base_url=str(server.make_url("")))
+            api = WeComApi(
+                http, MemoryState(), corp_id="ww1", secret="s", base_url=str(server.make_url(""))
+            )
             chat = await JsApi(api, 1).group_chat("wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA")
     finally:
         await server.close()
