@@ -149,9 +149,12 @@ async def customer_card(
     customer = await sidebar_customer(session, user, customer_id)
     conversations = await visible_conversations(session, user, customer_id)
     conv_ids = [c.id for c in conversations]
-    kinds = dict(
-        (await session.execute(select(ChannelAccount.id, ChannelAccount.kind))).tuples().all()
-    )
+    kinds: dict[int, str] = {
+        account_id: kind
+        for account_id, kind in await session.execute(
+            select(ChannelAccount.id, ChannelAccount.kind)
+        )
+    }
     timeline: Sequence[Message] = []
     notes: list[dict[str, Any]] = []
     if conv_ids:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 import jinja2
@@ -173,6 +173,17 @@ def _int(value: object) -> int:
         raise web.HTTPBadRequest(text="a number is expected") from None
 
 
+def _own_sidebar_url(url: str, request: web.Request) -> bool:
+    """Only our own sidebar pages get signed: the endpoint is no signing oracle."""
+    parts = urlsplit(url)
+    public = urlsplit(request.app[DEPS_KEY].public_url)
+    return (
+        parts.scheme in ("https", "http")
+        and parts.netloc in (public.netloc, request.host)
+        and parts.path.startswith("/sidebar/")
+    )
+
+
 def _json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -278,8 +289,7 @@ def build_routes(services: SidebarServices) -> web.RouteTableDef:
         """wx.config and wx.agentConfig arguments signed for the page's URL."""
         await _user(request, config)
         url = request.query.get("url", "")
-        public = request.app[DEPS_KEY].public_url.rstrip("/")
-        if not url.startswith(public + "/sidebar/"):
+        if not _own_sidebar_url(url, request):
             return _json_error(400, "url must be a sidebar page of this site")
         jsapi = await jsapi_or_503()
         try:
