@@ -20,13 +20,12 @@ from tests.system import eventually
 
 EXTERNAL = "wmSidebarCustomer0001"
 # the stand-in bridge: every call is recorded in window.__wecomCalls
-BRIDGE = (
-    """
+BRIDGE = """
 window.__wecomCalls = [];
 (function () {
   const answers = {
     getContext: { err_msg: "getContext:ok", entry: "single_chat_tools" },
-    getCurExternalContact: { err_msg: "getCurExternalContact:ok", userId: "%s" },
+    getCurExternalContact: { err_msg: "getCurExternalContact:ok", userId: "EXT_ID" },
     sendChatMessage: { err_msg: "sendChatMessage:ok" },
   };
   window.wx = window.ww = {
@@ -43,9 +42,7 @@ window.__wecomCalls = [];
     },
   };
 })();
-"""
-    % EXTERNAL
-)
+""".replace("EXT_ID", EXTERNAL)
 
 
 async def _seed(ui: Ui, org: Org) -> dict[str, int]:
