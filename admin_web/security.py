@@ -31,6 +31,7 @@ PUBLIC_PREFIXES = (
     "/email/unsubscribe/",
     "/r/",
     "/api/",
+    "/sidebar/",  # WeCom chat sidebar: its own sign-in (admin_web.sidebar.views)
 )
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOGIN_ATTEMPTS_PER_MINUTE = 5

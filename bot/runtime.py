@@ -310,7 +310,10 @@ def web_app(services: Services) -> web.Application:
     from admin_web.broadcast_views import BROADCAST_CONSOLE_KEY, BroadcastConsole
     from admin_web.broadcast_views import routes as broadcast_routes
     from admin_web.deps import ConnectionResult, ConsoleDeps
+    from admin_web.sidebar.views import build_routes as sidebar_routes
     from admin_web.tagging_views import routes as tagging_routes
+
+    from .sidebar_wiring import sidebar_services
 
     async def check_connection(account_id: int) -> ConnectionResult:
         try:
@@ -344,6 +347,7 @@ def web_app(services: Services) -> web.Application:
                 autoreply_views.build_routes(
                     AutoReplySettings.from_section(services.settings.section("autoreply"))
                 ),
+                sidebar_routes(sidebar_services(services)),
             ],
             nav=console_nav(),
             live=services.extras["live"],

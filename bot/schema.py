@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import admin_web.sidebar.materials
 import autoreply.models
 import broadcasts.models
 import channels.wecom.models
@@ -29,6 +30,7 @@ _MODEL_MODULES = (
     tagging.models,
     broadcasts.models,
     channels.wecom.models,
+    admin_web.sidebar.materials,
 )
 
 metadata = Base.metadata

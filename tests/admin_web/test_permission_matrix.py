@@ -146,6 +146,20 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/autoreply/rules/{id}/delete"): MANAGERS,
     ("POST", "/autoreply/faq/{id}/delete"): MANAGERS,
     ("POST", "/autoreply/terms/{id}/delete"): MANAGERS,
+    # WeCom chat sidebar (issue 14): whoever works customers; sign-in through WeCom OAuth
+    ("GET", "/sidebar/"): STAFF,
+    ("GET", "/sidebar/oauth"): PUBLIC,
+    ("GET", "/sidebar/api/config"): STAFF,
+    ("GET", "/sidebar/api/contact"): STAFF,
+    ("GET", "/sidebar/api/customer"): STAFF,
+    ("GET", "/sidebar/api/group"): STAFF,
+    ("POST", "/sidebar/api/tags"): STAFF,
+    ("POST", "/sidebar/api/notes"): STAFF,
+    ("POST", "/sidebar/api/intent"): STAFF,
+    ("POST", "/sidebar/api/follow-ups"): STAFF,
+    ("GET", "/sidebar/api/materials"): STAFF,
+    ("POST", "/sidebar/api/materials"): STAFF,
+    ("GET", "/sidebar/api/media"): STAFF,
 }
 # One route, several actions with their own roles: each action is called separately and
 # must be allowed for the roles named here (a subset of the route's roles).
