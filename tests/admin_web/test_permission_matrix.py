@@ -146,6 +146,8 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/autoreply/rules/{id}/delete"): MANAGERS,
     ("POST", "/autoreply/faq/{id}/delete"): MANAGERS,
     ("POST", "/autoreply/terms/{id}/delete"): MANAGERS,
+    # console completion (issue 9): merging a duplicate customer
+    ("POST", "/customers/{id}/merge"): MANAGERS,
 }
 # One route, several actions with their own roles: each action is called separately and
 # must be allowed for the roles named here (a subset of the route's roles).
