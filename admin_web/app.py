@@ -26,7 +26,6 @@ from . import (
 )
 from .deps import DEPS_KEY, ConsoleDeps
 from .i18n import gettext, ngettext
-from .live import InProcessBus
 from .policy import enforce_policy
 from .security import (
     audit_denials,
@@ -101,7 +100,6 @@ def setup_console(app: web.Application, deps: ConsoleDeps) -> None:
 
     async def close_live(_app: web.Application) -> None:
         # open event streams end, so shutdown does not wait for browsers
-        if isinstance(deps.live, InProcessBus):
-            deps.live.close()
+        await deps.live.close()
 
     app.on_shutdown.append(close_live)

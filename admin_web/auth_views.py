@@ -27,7 +27,7 @@ def _safe_next(target: str | None) -> str:
     # only local paths: never redirect a fresh login to another site
     if target and target.startswith("/") and not target.startswith("//"):
         return target
-    return "/inbox"
+    return "/"  # home sends each role to its start page (marketers have no inbox)
 
 
 @routes.get("/login")

@@ -37,7 +37,7 @@ from broadcasts.control import (
     submit,
 )
 from broadcasts.links import record_click
-from broadcasts.models import Broadcast, BroadcastRun
+from broadcasts.models import Broadcast, BroadcastRun, BroadcastStatus, RunStatus
 from broadcasts.policy import PolicyRegistry
 from broadcasts.results import export_csv, progress
 from broadcasts.settings import BroadcastSettings
@@ -53,6 +53,7 @@ from .security import require_role, user_of
 
 routes = web.RouteTableDef()
 APPROVERS = (Role.ADMIN, Role.MANAGER)
+LIVE_AHEAD = timedelta(minutes=1)  # a send due this soon makes the detail page watch it
 
 
 @dataclass
@@ -174,10 +175,19 @@ async def broadcast_detail(request: web.Request) -> web.Response:
         est = None
         if request.query.get("estimate"):
             est = await estimate(s, broadcast, console.policies, console.audiences, utcnow())
+    # the page re-fetches its runs while one is under way or about to start
+    active = {RunStatus.FREEZING.value, RunStatus.SENDING.value}
+    live = any(r.status in active for r in runs) or (
+        broadcast.status == BroadcastStatus.SCHEDULED.value
+        and broadcast.next_fire_at is not None
+        and broadcast.next_fire_at <= utcnow() + LIVE_AHEAD
+    )
+    partial = request.query.get("partial") == "runs"
     return await render(
         request,
-        "broadcasts/detail.html",
+        "broadcasts/_runs.html" if partial else "broadcasts/detail.html",
         {
+            "live": live,
             "b": broadcast,
             "runs": runs,
             "reports": reports,

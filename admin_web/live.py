@@ -26,56 +26,94 @@ QUEUE_LIMIT = 256
 
 
 class LiveBus(Protocol):
+    """Publish/subscribe for live console updates: `InProcessBus` in one process,
+    `bot.fanout.RedisFanout` across web processes."""
+
     async def publish(self, channel: str, data: dict[str, Any]) -> None: ...
 
     def subscribe(self, channel: str) -> AsyncIterator[dict[str, Any]]: ...
+
+    async def close(self) -> None:
+        """End every open subscription (application shutdown)."""
+        ...
 
 
 class _Subscription:
     """Registered on creation, so nothing published after `subscribe()` is missed."""
 
-    def __init__(self, owner: set[asyncio.Queue[dict[str, Any] | None]]) -> None:
-        self._owner = owner
-        self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(QUEUE_LIMIT)
-        owner.add(self._queue)
+    def __init__(self, bus: InProcessBus, channel: str, buffer: int) -> None:
+        self._bus = bus
+        self._channel = channel
+        self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(buffer)
+        self._open = True
 
     def __aiter__(self) -> _Subscription:
         return self
 
     async def __anext__(self) -> dict[str, Any]:
-        item = await self._queue.get()
+        item = await self._queue.get() if self._open else None
         if item is None:
             await self.aclose()
             raise StopAsyncIteration
         return item
 
+    def offer(self, item: dict[str, Any] | None) -> None:
+        if self._queue.full():
+            # a stalled browser loses its oldest events (hints to re-read the store),
+            # never blocks the publisher
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self._queue.get_nowait()
+        self._queue.put_nowait(item)
+
     async def aclose(self) -> None:
-        self._owner.discard(self._queue)
+        if self._open:
+            self._open = False
+            self._bus.discard(self._channel, self)
 
 
 class InProcessBus:
-    """Fan-out to the subscribers of this process (embedded mode)."""
+    """Fan-out to the subscribers of this process: the whole bus in embedded mode, and
+    the local half of `bot.fanout.RedisFanout` (one Redis subscriber per process)."""
 
-    def __init__(self) -> None:
-        self._queues: dict[str, set[asyncio.Queue[dict[str, Any] | None]]] = {}
+    def __init__(
+        self, buffer: int = QUEUE_LIMIT, on_change: Callable[[], None] | None = None
+    ) -> None:
+        self._buffer = buffer
+        # called when a channel gains or loses subscribers (Redis re-syncs its SUBSCRIBEs)
+        self._on_change = on_change
+        self._subscribers: dict[str, set[_Subscription]] = {}
 
     async def publish(self, channel: str, data: dict[str, Any]) -> None:
-        for queue in list(self._queues.get(channel, ())):
-            if queue.full():
-                # a stalled browser loses old events, never blocks the publisher
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    queue.get_nowait()
-            queue.put_nowait(data)
+        self.deliver(channel, data)
+
+    def deliver(self, channel: str, data: dict[str, Any]) -> None:
+        """Hand `data` to every local subscriber of `channel` without waiting."""
+        for subscription in list(self._subscribers.get(channel, ())):
+            subscription.offer(data)
 
     def subscribe(self, channel: str) -> _Subscription:
-        return _Subscription(self._queues.setdefault(channel, set()))
+        subscription = _Subscription(self, channel, self._buffer)
+        self._subscribers.setdefault(channel, set()).add(subscription)
+        if self._on_change is not None:
+            self._on_change()
+        return subscription
 
-    def close(self) -> None:
-        """End every subscription (application shutdown)."""
-        for queues in self._queues.values():
-            for queue in queues:
-                with contextlib.suppress(asyncio.QueueFull):
-                    queue.put_nowait(None)
+    def discard(self, channel: str, subscription: _Subscription) -> None:
+        subscribers = self._subscribers.get(channel, set())
+        subscribers.discard(subscription)
+        if not subscribers:
+            self._subscribers.pop(channel, None)
+        if self._on_change is not None:
+            self._on_change()
+
+    def channels(self) -> set[str]:
+        """Channels with at least one subscriber."""
+        return set(self._subscribers)
+
+    async def close(self) -> None:
+        for subscribers in self._subscribers.values():
+            for subscription in subscribers:
+                subscription.offer(None)
 
 
 async def notify_message(bus: LiveBus, db: Database, message_ids: Iterable[int]) -> None:

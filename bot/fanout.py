@@ -3,11 +3,12 @@
     await fanout.publish("inbox", {"conversation_id": 7, "event": "message"})
     async for event in fanout.subscribe("inbox"): ...
 
-`LocalFanout` serves one process. `RedisFanout` publishes through Redis pub/sub and
-keeps ONE subscriber connection per process, re-broadcast locally, so a thousand open
-consoles cost one Redis connection. Live updates are hints for the browser to refresh
-(the store has the truth), so a slow subscriber loses its oldest events rather than
-holding memory, and events published while Redis is down are dropped with a warning.
+`RedisFanout` implements the console's `admin_web.live.LiveBus` through Redis pub/sub and
+keeps ONE subscriber connection per process, re-broadcast by the process's own
+`InProcessBus` (the embedded-mode bus), so a thousand open consoles cost one Redis
+connection. Live updates are hints for the browser to refresh (the store has the truth),
+so a slow subscriber loses its oldest events rather than holding memory, and events
+published while Redis is down are dropped with a warning.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 
+from admin_web.live import QUEUE_LIMIT, InProcessBus
 from bot.redis_state import REDIS_DOWN, reraise_lost_cancel
 
 log = logging.getLogger(__name__)
@@ -29,72 +31,19 @@ log = logging.getLogger(__name__)
 Event = dict[str, Any]
 
 
-class Fanout(Protocol):
-    async def publish(self, channel: str, event: Event) -> None: ...
-
-    def subscribe(self, channel: str) -> AsyncIterator[Event]: ...
-
-    async def close(self) -> None: ...
-
-
-class LocalFanout:
-    """In-process fan-out: each subscriber has a bounded queue of its own."""
-
-    def __init__(self, buffer: int = 100) -> None:
-        self._buffer = buffer
-        self._subscribers: dict[str, set[asyncio.Queue[Event | None]]] = {}
-
-    def channels(self) -> set[str]:
-        return {name for name, subs in self._subscribers.items() if subs}
-
-    async def publish(self, channel: str, event: Event) -> None:
-        self.deliver(channel, event)
-
-    def deliver(self, channel: str, event: Event) -> None:
-        """Hand `event` to every local subscriber of `channel` without waiting."""
-        for queue in self._subscribers.get(channel, ()):
-            if queue.full():
-                queue.get_nowait()  # drop the oldest: the browser re-reads the store anyway
-            queue.put_nowait(event)
-
-    def open(self, channel: str) -> asyncio.Queue[Event | None]:
-        """Register a subscriber queue (None in it means: the fan-out is closing)."""
-        queue: asyncio.Queue[Event | None] = asyncio.Queue(self._buffer)
-        self._subscribers.setdefault(channel, set()).add(queue)
-        return queue
-
-    def discard(self, channel: str, queue: asyncio.Queue[Event | None]) -> None:
-        self._subscribers.get(channel, set()).discard(queue)
-
-    async def subscribe(self, channel: str) -> AsyncIterator[Event]:
-        queue = self.open(channel)
-        try:
-            while (event := await queue.get()) is not None:
-                yield event
-        finally:
-            self.discard(channel, queue)
-
-    async def close(self) -> None:
-        """End every open subscription (graceful shutdown of SSE streams)."""
-        for subs in self._subscribers.values():
-            for queue in subs:
-                if queue.full():
-                    queue.get_nowait()
-                queue.put_nowait(None)
-
-
 class RedisFanout:
     """Fan-out across processes through Redis pub/sub (one subscriber connection)."""
 
     def __init__(
-        self, redis: aioredis.Redis, prefix: str = "crmbot:live", buffer: int = 100
+        self, redis: aioredis.Redis, prefix: str = "crmbot:live", buffer: int = QUEUE_LIMIT
     ) -> None:
         self._redis = redis
         self._prefix = prefix
-        self._local = LocalFanout(buffer)
+        self._changed = asyncio.Event()
+        # every local subscribe/unsubscribe wakes the reader to sync Redis SUBSCRIBEs
+        self._local = InProcessBus(buffer, on_change=self._changed.set)
         self._pubsub: PubSub | None = None
         self._subscribed: set[str] = set()
-        self._changed = asyncio.Event()
         self._synced = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
         self._closing = False
@@ -108,16 +57,11 @@ class RedisFanout:
         except REDIS_DOWN as exc:
             log.warning("live update on %s dropped, redis unreachable: %r", channel, exc)
 
-    async def subscribe(self, channel: str) -> AsyncIterator[Event]:
+    def subscribe(self, channel: str) -> AsyncIterator[Event]:
+        """Registered at once (like `InProcessBus`); events reach it once Redis confirmed
+        the SUBSCRIBE (`wait_subscribed`)."""
         self._ensure_reader()
-        queue = self._local.open(channel)
-        self._changed.set()  # the reader subscribes in Redis
-        try:
-            while (event := await queue.get()) is not None:
-                yield event
-        finally:
-            self._local.discard(channel, queue)
-            self._changed.set()
+        return self._local.subscribe(channel)
 
     async def wait_subscribed(self, channel: str) -> None:
         """Wait until Redis confirmed the subscription (tests; an SSE 'ready' event);

@@ -307,11 +307,18 @@ def web_app(services: Services) -> web.Application:
     app.router.add_get("/metrics", metrics.handle)
     from admin_web import autoreply_views
     from admin_web.app import setup_console
+    from admin_web.broadcast_panels import customer_broadcasts_panel
     from admin_web.broadcast_views import BROADCAST_CONSOLE_KEY, BroadcastConsole
     from admin_web.broadcast_views import routes as broadcast_routes
     from admin_web.deps import ConnectionResult, ConsoleDeps
     from admin_web.sidebar.views import build_routes as sidebar_routes
+    from admin_web.tagging_panels import (
+        TagInboxFilter,
+        customer_tags_panel,
+        customer_value_panel,
+    )
     from admin_web.tagging_views import routes as tagging_routes
+    from tagging.config import TaggingSettings
 
     from .sidebar_wiring import sidebar_services
 
@@ -355,6 +362,14 @@ def web_app(services: Services) -> web.Application:
             seal_secrets=services.secrets.seal,
             forget_account=services.accounts.forget,
             check_connection=check_connection,
+            customer_panels=[
+                customer_tags_panel,
+                customer_value_panel(
+                    TaggingSettings.from_section(services.settings.section("tagging")).value
+                ),
+                customer_broadcasts_panel,
+            ],
+            inbox_filters=[TagInboxFilter()],
         ),
     )
     app[BROADCAST_CONSOLE_KEY] = BroadcastConsole(

@@ -123,6 +123,27 @@
     });
   }
 
+  // a broadcast's page follows its runs while one is under way (the store has the counts)
+  const WATCH_MS = 2000;
+  function watchRuns() {
+    const runs = document.getElementById("runs");
+    if (!runs || runs.dataset.runsLive !== "1") return;
+    setTimeout(function () {
+      fetch(window.location.pathname + "?partial=runs", { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (html !== null) {
+            const tmp = document.createElement("div");
+            tmp.innerHTML = html;
+            const fresh = tmp.querySelector("#runs");
+            if (fresh) runs.replaceWith(fresh);
+          }
+        })
+        .finally(watchRuns);
+    }, WATCH_MS);
+  }
+  watchRuns();
+
   // quick replies fill the reply box
   document.querySelectorAll("select[data-quick-replies]").forEach(function (sel) {
     sel.addEventListener("change", function () {

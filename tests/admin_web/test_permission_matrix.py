@@ -160,6 +160,8 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/sidebar/api/materials"): STAFF,
     ("POST", "/sidebar/api/materials"): STAFF,
     ("GET", "/sidebar/api/media"): STAFF,
+    # console completion (issue 9): merging a duplicate customer
+    ("POST", "/customers/{id}/merge"): MANAGERS,
 }
 # One route, several actions with their own roles: each action is called separately and
 # must be allowed for the roles named here (a subset of the route's roles).

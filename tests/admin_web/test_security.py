@@ -153,3 +153,14 @@ async def test_pages_carry_secure_headers(console: System, org: Org) -> None:
     assert resp.headers["X-Frame-Options"] == "DENY"
     assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_marketer_login_lands_on_their_page_not_the_inbox(console: System, org: Org) -> None:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        csrf = await csrf_of(http, f"{console.base}/login")
+        resp = await http.post(
+            f"{console.base}/login",
+            data={"_csrf": csrf, "username": "marketer", "password": PASSWORD},
+        )
+        assert resp.status == 200
+        assert resp.url.path == "/me"

@@ -1,4 +1,4 @@
-"""Live-update fan-out: in-process and through Redis pub/sub, same behaviour."""
+"""Live-update fan-out: the in-process bus and Redis pub/sub, same behaviour."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.fanout import Event, Fanout, LocalFanout, RedisFanout
+from admin_web.live import InProcessBus, LiveBus
+from bot.fanout import Event, RedisFanout
 from bot.redis_state import open_redis
 from tests.servers.redis import RedisServer
 
@@ -19,10 +20,10 @@ async def _next(stream: AsyncIterator[Event]) -> Event:
 @pytest.fixture(params=["local", "redis"])
 async def fanouts(
     request: pytest.FixtureRequest,
-) -> AsyncIterator[tuple[Fanout, Fanout]]:
+) -> AsyncIterator[tuple[LiveBus, LiveBus]]:
     """A publisher and a subscriber side (two web processes, for Redis)."""
     if request.param == "local":
-        local = LocalFanout()
+        local = InProcessBus()
         yield local, local
         await local.close()
         return
@@ -36,10 +37,9 @@ async def fanouts(
         await c.aclose()
 
 
-async def _subscribed(fanout: Fanout, channel: str) -> AsyncIterator[Event]:
+async def _subscribed(fanout: LiveBus, channel: str) -> AsyncIterator[Event]:
     stream = fanout.subscribe(channel)
     first = asyncio.ensure_future(anext(stream))
-    await asyncio.sleep(0)  # let the generator register
     if isinstance(fanout, RedisFanout):
         async with asyncio.timeout(5):
             await fanout.wait_subscribed(channel)
@@ -64,7 +64,7 @@ class _Resume:
 
 
 async def test_subscriber_receives_published_events_in_order(
-    fanouts: tuple[Fanout, Fanout],
+    fanouts: tuple[LiveBus, LiveBus],
 ) -> None:
     publisher, subscriber = fanouts
     stream = await _subscribed(subscriber, "inbox")
@@ -74,7 +74,7 @@ async def test_subscriber_receives_published_events_in_order(
     assert got == [{"conversation_id": n, "text": "新消息"} for n in range(3)]
 
 
-async def test_every_subscriber_gets_each_event(fanouts: tuple[Fanout, Fanout]) -> None:
+async def test_every_subscriber_gets_each_event(fanouts: tuple[LiveBus, LiveBus]) -> None:
     publisher, subscriber = fanouts
     a = await _subscribed(subscriber, "inbox")
     b = await _subscribed(subscriber, "inbox")
@@ -82,7 +82,7 @@ async def test_every_subscriber_gets_each_event(fanouts: tuple[Fanout, Fanout]) 
     assert await _next(a) == await _next(b) == {"n": 1}
 
 
-async def test_channels_are_separate(fanouts: tuple[Fanout, Fanout]) -> None:
+async def test_channels_are_separate(fanouts: tuple[LiveBus, LiveBus]) -> None:
     publisher, subscriber = fanouts
     inbox = await _subscribed(subscriber, "inbox")
     await publisher.publish("broadcast:7", {"sent": 10})
@@ -91,7 +91,7 @@ async def test_channels_are_separate(fanouts: tuple[Fanout, Fanout]) -> None:
 
 
 async def test_slow_subscriber_keeps_only_the_newest_events() -> None:
-    fanout = LocalFanout(buffer=2)
+    fanout = InProcessBus(buffer=2)
     stream = await _subscribed(fanout, "inbox")
     for n in range(5):
         await fanout.publish("inbox", {"n": n})
@@ -99,7 +99,7 @@ async def test_slow_subscriber_keeps_only_the_newest_events() -> None:
 
 
 async def test_close_ends_open_subscriptions() -> None:
-    fanout = LocalFanout()
+    fanout = InProcessBus()
     stream = await _subscribed(fanout, "inbox")
     await fanout.close()
     with pytest.raises(StopAsyncIteration):

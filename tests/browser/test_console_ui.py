@@ -40,6 +40,51 @@ async def test_a_customer_message_appears_live_with_its_badge(
     assert int(await page.locator("#unread-total").inner_text()) >= 1
 
 
+# the page's audio and notification APIs, recorded instead of played (headless, no desktop)
+RECORD_ALERTS = """
+window.__beeps = 0; window.__notes = [];
+window.AudioContext = function () { window.__beeps += 1; throw new Error("recorded"); };
+window.Notification = function (title, options) { window.__notes.push(title + " | " + options.body); };
+window.Notification.permission = "granted";
+window.Notification.requestPermission = function () { return Promise.resolve("granted"); };
+Object.defineProperty(document, "hidden", { get: function () { return true; } });
+"""
+
+
+async def test_alerts_sound_and_notify_a_new_customer_message(
+    ui: Ui, console: System, org: Org
+) -> None:
+    page = await ui.login("sales_a")
+    await page.context.add_init_script(RECORD_ALERTS)
+    await page.goto(ui.url("/inbox"))
+    await page.check("#alerts")  # the salesperson turns alerts on (kept in localStorage)
+    await page.wait_for_selector("body[data-live-connected='1']")
+    signed = sign_callback(
+        console.wecom, text_message_xml(console.wecom, "zhangsan", "请问今天能发货吗", 4343)
+    )
+    async with aiohttp.ClientSession() as http:
+        assert (await post_callback(http, console.callback_url(), signed))[0] == 200
+
+    async def notified() -> bool:
+        return bool(await page.evaluate("window.__notes.length"))
+
+    await eventually(notified)
+    assert await page.evaluate("window.__beeps") >= 1
+    assert "请问今天能发货吗" in (await page.evaluate("window.__notes"))[0]
+
+
+async def test_alerts_stay_silent_when_turned_off(ui: Ui, console: System, org: Org) -> None:
+    page = await ui.login("sales_a")
+    await page.context.add_init_script(RECORD_ALERTS)
+    await page.goto(ui.url("/inbox"))
+    await page.wait_for_selector("body[data-live-connected='1']")
+    signed = sign_callback(console.wecom, text_message_xml(console.wecom, "zhangsan", "在吗", 4344))
+    async with aiohttp.ClientSession() as http:
+        assert (await post_callback(http, console.callback_url(), signed))[0] == 200
+    await page.locator(".conversations li", has_text="在吗").wait_for(timeout=10_000)
+    assert await page.evaluate("[window.__beeps, window.__notes.length]") == [0, 0]
+
+
 async def test_reply_with_ctrl_enter_reaches_the_customer(
     ui: Ui, console: System, org: Org
 ) -> None:
