@@ -48,7 +48,9 @@ async def every(
         delay = seconds
 
 
-def _api_for(accounts: AccountDirectory) -> Callable[[int], Awaitable[WeComApi]]:
+def wecom_api_for(accounts: AccountDirectory) -> Callable[[int], Awaitable[WeComApi]]:
+    """account id → the WeCom API client of that account's adapter."""
+
     async def api_for(account_id: int) -> WeComApi:
         loaded = await accounts.by_id(account_id)
         api = getattr(loaded.adapter, "api", None) if loaded is not None else None
@@ -62,7 +64,7 @@ def _api_for(accounts: AccountDirectory) -> Callable[[int], Awaitable[WeComApi]]
 def worker_jobs(services: Services) -> dict[str, tuple[float, Job]]:
     """name → (interval seconds, job) for the worker role."""
     accounts = services.accounts
-    api_for = _api_for(accounts)
+    api_for = wecom_api_for(accounts)
     store: MediaStore = services.media
 
     async def source_for(account_id: int) -> media.MediaSource | None:
@@ -95,7 +97,7 @@ async def resume_contact_syncs(services: Services) -> None:
     for loaded in await services.accounts.all_enabled():
         if loaded.kind == "wecom.contact":
             try:
-                api = await _api_for(services.accounts)(loaded.id)
+                api = await wecom_api_for(services.accounts)(loaded.id)
                 report = await contact_sync.run_full_sync(services.db, loaded.id, api)
                 log.info("contact sync account=%s: %s", loaded.id, report)
             except Exception:  # noqa: BLE001  (WeCom unreachable at start: the next start resumes)

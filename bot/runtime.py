@@ -324,6 +324,16 @@ def web_app(services: Services) -> web.Application:
         result = await loaded.adapter.check_connection()
         return ConnectionResult(result.ok, result.message)
 
+    from channels.wecom.handover import WeComCustomerTransfer
+
+    from .handover import HandoverTransfers
+    from .jobs import wecom_api_for
+
+    # the console's hand-over moves WeCom customers; more parts (groups) append here
+    handover = HandoverTransfers(
+        services.db, [WeComCustomerTransfer(services.db, wecom_api_for(services.accounts))]
+    )
+    services.extras["handover"] = handover
     labels = {
         k: (services.registry.spec(k).label_zh, services.registry.spec(k).label_en)
         for k in services.registry.kinds()
@@ -351,6 +361,7 @@ def web_app(services: Services) -> web.Application:
             seal_secrets=services.secrets.seal,
             forget_account=services.accounts.forget,
             check_connection=check_connection,
+            customer_transfer=handover,
         ),
     )
     app[BROADCAST_CONSOLE_KEY] = BroadcastConsole(
