@@ -72,11 +72,16 @@ class WeComCustomerTransfer:
         for account_id, customers in by_account.items():
             api = await self.api_for(account_id)
 
-            async def start(resigned: bool, api: WeComApi = api, ids: list[str] = customers) -> Any:
+            async def start(
+                resigned: bool,
+                api: WeComApi = api,
+                aid: int = account_id,
+                ids: list[str] = customers,
+            ) -> Any:
                 return await transfer_customers(
                     self.db,
                     api,
-                    account_id,
+                    aid,
                     handover_userid=handover_userid,
                     takeover_userid=takeover_userid,
                     external_userids=ids,
