@@ -21,6 +21,7 @@ from admin_web.live import InProcessBus, LiveBus, notify_message, pipeline_hook
 from autoreply.settings import AutoReplySettings
 from broadcasts.audience import AudienceRegistry
 from broadcasts.policy import PolicyRegistry
+from broadcasts.tasks import TaskChannels
 from channels.base import ChannelContext, PullAdapter
 from channels.email.unsubscribe import derive_key
 from channels.email.unsubscribe import routes as unsubscribe_routes
@@ -47,6 +48,8 @@ from .scheduler import broadcast_settings, build_engine, build_throttle, run_sch
 from .secrets import SecretBox
 from .send_failures import dispatcher_listener
 from .supervisor import Supervisor
+from .wecom_tasks import KIND as WECOM_TASK_KIND
+from .wecom_tasks import WeComGroupSendTasks
 from .wiring import build_handlers, console_nav
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,10 @@ class Services:
     policies: PolicyRegistry = field(default_factory=PolicyRegistry)
     audiences: AudienceRegistry = field(
         default_factory=lambda: register_tagging_audiences(AudienceRegistry())
+    )
+    # broadcasts to 客户联系 customers become WeCom 企业群发 tasks (one per salesperson)
+    broadcast_tasks: TaskChannels = field(
+        default_factory=lambda: TaskChannels({WECOM_TASK_KIND: WeComGroupSendTasks()})
     )
     extras: dict[str, Any] = field(default_factory=dict)  # sandbox simulators, …
 
@@ -198,6 +205,7 @@ async def start_background(services: Services) -> None:
             on_queued=[services.dispatcher.wake],
             policies=services.policies,
             audiences=services.audiences,
+            tasks=services.broadcast_tasks,
         )
         redis = getattr(services.state, "redis", None)
         if redis is None:
