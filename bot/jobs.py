@@ -20,7 +20,9 @@ from conversations.db import utcnow
 from tagging.config import TaggingSettings
 from tagging.jobs import nightly
 
+from . import wecom_tag_sync
 from .accounts import AccountDirectory
+from .leader import Lease, serve_as_leader
 from .runtime import Services
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,51 @@ def worker_jobs(services: Services) -> dict[str, tuple[float, Job]]:
             lambda: transfer.poll_open_transfers(services.db, api_for),
         ),
     }
+
+
+def leader_jobs(services: Services) -> dict[str, tuple[float, Job]]:
+    """Worker jobs that must not run on two workers at once (add_corp_tag would make a
+    tag twice): run under a Redis lease when Redis is configured (bot/leader.py)."""
+    jobs = wecom_tag_sync.tag_jobs(services.db, wecom_api_for(services.accounts))
+    # [wecom] tag_sync_seconds / tag_push_seconds
+    section = services.settings.section("wecom")
+    return {
+        "wecom.tags.sync": (float(section.get("tag_sync_seconds", 900)), jobs["wecom.tags.sync"]),
+        "wecom.tags.push": (float(section.get("tag_push_seconds", 5)), jobs["wecom.tags.push"]),
+    }
+
+
+async def run_leader_jobs(services: Services, stop: asyncio.Event) -> None:
+    """`leader_jobs` on this worker: alone, or while it holds the "wecom.jobs" lease."""
+
+    async def work(lost: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as group:
+            for name, (seconds, job) in leader_jobs(services).items():
+                group.create_task(every(name, seconds, job, lost))
+
+    redis = getattr(services.state, "redis", None)
+    if redis is None:
+        await work(stop)
+        return
+
+    async def lead(lease: Lease) -> None:
+        halt = asyncio.Event()
+
+        async def relay() -> None:
+            stopper = asyncio.ensure_future(stop.wait())
+            loser = asyncio.ensure_future(lease.lost.wait())
+            await asyncio.wait({stopper, loser}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            loser.cancel()
+            halt.set()
+
+        relay_task = asyncio.ensure_future(relay())
+        try:
+            await work(halt)
+        finally:
+            relay_task.cancel()
+
+    await serve_as_leader(redis, "wecom.jobs", lead, stop)
 
 
 async def resume_contact_syncs(services: Services) -> None:

@@ -260,6 +260,11 @@ async def start_background(services: Services) -> None:
     for name, (seconds, job) in worker_jobs(services).items():
         sup.spawn(f"job:{name}", lambda stop, n=name, s=seconds, j=job: run_every(n, s, j, stop))  # type: ignore[misc]
 
+    from .jobs import run_leader_jobs
+
+    # corp-tag sync and push: one worker at a time (a Redis lease when scaled)
+    sup.spawn("jobs:wecom.leader", lambda stop: run_leader_jobs(services, stop))
+
     async def contact_sync_once(stop: asyncio.Event) -> None:
         await resume_contact_syncs(services)
         await stop.wait()  # done for this run; stays "alive" for the supervisor
