@@ -378,6 +378,9 @@ def web_app(services: Services) -> web.Application:
         ),
     )
     app[BROADCAST_CONSOLE_KEY] = BroadcastConsole(
-        services.policies, services.audiences, broadcast_settings(services.settings)
+        services.policies,
+        services.audiences,
+        broadcast_settings(services.settings),
+        tasks=services.broadcast_tasks,
     )
     return app
