@@ -41,6 +41,7 @@ from broadcasts.models import Broadcast, BroadcastRun, BroadcastStatus, RunStatu
 from broadcasts.policy import PolicyRegistry
 from broadcasts.results import export_csv, progress
 from broadcasts.settings import BroadcastSettings
+from broadcasts.tasks import TaskChannels, run_task_summaries
 from conversations.access import Role
 from conversations.db import utcnow
 from conversations.models import ChannelAccount, StaffUser
@@ -61,6 +62,8 @@ class BroadcastConsole:
     policies: PolicyRegistry = field(default_factory=PolicyRegistry)
     audiences: AudienceRegistry = field(default_factory=AudienceRegistry)
     settings: BroadcastSettings = field(default_factory=BroadcastSettings)
+    # channels reached through staff-confirmed tasks (WeCom 企业群发)
+    tasks: TaskChannels = field(default_factory=TaskChannels)
 
 
 BROADCAST_CONSOLE_KEY = web.AppKey("crmbot_broadcasts", BroadcastConsole)
@@ -167,6 +170,7 @@ async def broadcast_detail(request: web.Request) -> web.Response:
             )
         )
         reports = {r.id: await progress(s, r.id, window) for r in runs}
+        tasks = {r.id: await run_task_summaries(s, r.id, console.tasks) for r in runs}
         previews = (
             await preview(s, broadcast, int(sample), console.policies)
             if sample and sample.isdigit()
@@ -191,6 +195,7 @@ async def broadcast_detail(request: web.Request) -> web.Response:
             "b": broadcast,
             "runs": runs,
             "reports": reports,
+            "tasks": tasks,
             "previews": previews,
             "estimate": est,
             "sample": sample or "",

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from conversations.actions import queue_outbound
 from conversations.handlers import MessageContext
 from conversations.models import Message, OutboxItem, StaffUser
-from conversations.types import Direction, MessageKind, Purpose, SenderType
+from conversations.types import Direction, MessageKind, MessageStatus, Purpose, SenderType
 
 from .budget import bot_replies_since, window_remaining
 from .cache import EngineCache
@@ -106,7 +106,7 @@ class AutoReplyHandler:
 
         plan: list[_Planned] = []
         welcome = profile.welcome(self.settings)
-        if previous is None and welcome:
+        if previous is None and welcome and not await _welcomed(session, conv.id):
             plan.append(
                 _Planned(
                     reply_key(msg.id, "welcome"),
@@ -264,6 +264,21 @@ async def _already_answered(session: AsyncSession, message_id: int) -> bool:
     keys = [reply_key(message_id, part) for part in ("", "welcome", "handoff")]
     found = await session.scalar(
         select(OutboxItem.id).where(OutboxItem.idempotency_key.in_(keys)).limit(1)
+    )
+    return found is not None
+
+
+async def _welcomed(session: AsyncSession, conversation_id: int) -> bool:
+    """A welcome already went (or is going) out, e.g. 微信客服's enter_session welcome."""
+    found = await session.scalar(
+        select(Message.id)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.direction == Direction.OUTBOUND.value,
+            Message.purpose == Purpose.WELCOME.value,
+            Message.status != MessageStatus.FAILED.value,
+        )
+        .limit(1)
     )
     return found is not None
 

@@ -20,7 +20,9 @@ from conversations.db import utcnow
 from tagging.config import TaggingSettings
 from tagging.jobs import nightly
 
+from . import wecom_tag_sync
 from .accounts import AccountDirectory
+from .leader import Lease, serve_as_leader
 from .runtime import Services
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,9 @@ async def every(
         delay = seconds
 
 
-def _api_for(accounts: AccountDirectory) -> Callable[[int], Awaitable[WeComApi]]:
+def wecom_api_for(accounts: AccountDirectory) -> Callable[[int], Awaitable[WeComApi]]:
+    """account id → the WeCom API client of that account's adapter."""
+
     async def api_for(account_id: int) -> WeComApi:
         loaded = await accounts.by_id(account_id)
         api = getattr(loaded.adapter, "api", None) if loaded is not None else None
@@ -62,7 +66,7 @@ def _api_for(accounts: AccountDirectory) -> Callable[[int], Awaitable[WeComApi]]
 def worker_jobs(services: Services) -> dict[str, tuple[float, Job]]:
     """name → (interval seconds, job) for the worker role."""
     accounts = services.accounts
-    api_for = _api_for(accounts)
+    api_for = wecom_api_for(accounts)
     store: MediaStore = services.media
 
     async def source_for(account_id: int) -> media.MediaSource | None:
@@ -90,12 +94,57 @@ def worker_jobs(services: Services) -> dict[str, tuple[float, Job]]:
     }
 
 
+def leader_jobs(services: Services) -> dict[str, tuple[float, Job]]:
+    """Worker jobs that must not run on two workers at once (add_corp_tag would make a
+    tag twice): run under a Redis lease when Redis is configured (bot/leader.py)."""
+    jobs = wecom_tag_sync.tag_jobs(services.db, wecom_api_for(services.accounts))
+    # [wecom] tag_sync_seconds / tag_push_seconds
+    section = services.settings.section("wecom")
+    return {
+        "wecom.tags.sync": (float(section.get("tag_sync_seconds", 900)), jobs["wecom.tags.sync"]),
+        "wecom.tags.push": (float(section.get("tag_push_seconds", 5)), jobs["wecom.tags.push"]),
+    }
+
+
+async def run_leader_jobs(services: Services, stop: asyncio.Event) -> None:
+    """`leader_jobs` on this worker: alone, or while it holds the "wecom.jobs" lease."""
+
+    async def work(lost: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as group:
+            for name, (seconds, job) in leader_jobs(services).items():
+                group.create_task(every(name, seconds, job, lost))
+
+    redis = getattr(services.state, "redis", None)
+    if redis is None:
+        await work(stop)
+        return
+
+    async def lead(lease: Lease) -> None:
+        halt = asyncio.Event()
+
+        async def relay() -> None:
+            stopper = asyncio.ensure_future(stop.wait())
+            loser = asyncio.ensure_future(lease.lost.wait())
+            await asyncio.wait({stopper, loser}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            loser.cancel()
+            halt.set()
+
+        relay_task = asyncio.ensure_future(relay())
+        try:
+            await work(halt)
+        finally:
+            relay_task.cancel()
+
+    await serve_as_leader(redis, "wecom.jobs", lead, stop)
+
+
 async def resume_contact_syncs(services: Services) -> None:
     """At start: a full 客户联系 sync resumes (or starts, on first connect) per account."""
     for loaded in await services.accounts.all_enabled():
         if loaded.kind == "wecom.contact":
             try:
-                api = await _api_for(services.accounts)(loaded.id)
+                api = await wecom_api_for(services.accounts)(loaded.id)
                 report = await contact_sync.run_full_sync(services.db, loaded.id, api)
                 log.info("contact sync account=%s: %s", loaded.id, report)
             except Exception:  # noqa: BLE001  (WeCom unreachable at start: the next start resumes)

@@ -21,6 +21,7 @@ from admin_web.live import InProcessBus, LiveBus, notify_message, pipeline_hook
 from autoreply.settings import AutoReplySettings
 from broadcasts.audience import AudienceRegistry
 from broadcasts.policy import PolicyRegistry
+from broadcasts.tasks import TaskChannels
 from channels.base import ChannelContext, PullAdapter
 from channels.email.unsubscribe import derive_key
 from channels.email.unsubscribe import routes as unsubscribe_routes
@@ -47,6 +48,8 @@ from .scheduler import broadcast_settings, build_engine, build_throttle, run_sch
 from .secrets import SecretBox
 from .send_failures import dispatcher_listener
 from .supervisor import Supervisor
+from .wecom_tasks import KIND as WECOM_TASK_KIND
+from .wecom_tasks import WeComGroupSendTasks
 from .wiring import build_handlers, console_nav
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,10 @@ class Services:
     policies: PolicyRegistry = field(default_factory=PolicyRegistry)
     audiences: AudienceRegistry = field(
         default_factory=lambda: register_tagging_audiences(AudienceRegistry())
+    )
+    # broadcasts to 客户联系 customers become WeCom 企业群发 tasks (one per salesperson)
+    broadcast_tasks: TaskChannels = field(
+        default_factory=lambda: TaskChannels({WECOM_TASK_KIND: WeComGroupSendTasks()})
     )
     extras: dict[str, Any] = field(default_factory=dict)  # sandbox simulators, …
 
@@ -198,6 +205,7 @@ async def start_background(services: Services) -> None:
             on_queued=[services.dispatcher.wake],
             policies=services.policies,
             audiences=services.audiences,
+            tasks=services.broadcast_tasks,
         )
         redis = getattr(services.state, "redis", None)
         if redis is None:
@@ -251,6 +259,11 @@ async def start_background(services: Services) -> None:
         return  # [jobs] enabled = false: tests drive the jobs themselves
     for name, (seconds, job) in worker_jobs(services).items():
         sup.spawn(f"job:{name}", lambda stop, n=name, s=seconds, j=job: run_every(n, s, j, stop))  # type: ignore[misc]
+
+    from .jobs import run_leader_jobs
+
+    # corp-tag sync and push: one worker at a time (a Redis lease when scaled)
+    sup.spawn("jobs:wecom.leader", lambda stop: run_leader_jobs(services, stop))
 
     async def contact_sync_once(stop: asyncio.Event) -> None:
         await resume_contact_syncs(services)
@@ -334,6 +347,16 @@ def web_app(services: Services) -> web.Application:
         result = await loaded.adapter.check_connection()
         return ConnectionResult(result.ok, result.message)
 
+    from channels.wecom.handover import WeComCustomerTransfer
+
+    from .handover import HandoverTransfers
+    from .jobs import wecom_api_for
+
+    # the console's hand-over moves WeCom customers; more parts (groups) append here
+    handover = HandoverTransfers(
+        services.db, [WeComCustomerTransfer(services.db, wecom_api_for(services.accounts))]
+    )
+    services.extras["handover"] = handover
     labels = {
         k: (services.registry.spec(k).label_zh, services.registry.spec(k).label_en)
         for k in services.registry.kinds()
@@ -370,9 +393,13 @@ def web_app(services: Services) -> web.Application:
                 customer_broadcasts_panel,
             ],
             inbox_filters=[TagInboxFilter()],
+            customer_transfer=handover,
         ),
     )
     app[BROADCAST_CONSOLE_KEY] = BroadcastConsole(
-        services.policies, services.audiences, broadcast_settings(services.settings)
+        services.policies,
+        services.audiences,
+        broadcast_settings(services.settings),
+        tasks=services.broadcast_tasks,
     )
     return app

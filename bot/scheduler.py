@@ -17,6 +17,7 @@ from broadcasts.audience import AudienceRegistry
 from broadcasts.engine import BroadcastEngine, TickReport
 from broadcasts.policy import PolicyRegistry
 from broadcasts.settings import BroadcastSettings
+from broadcasts.tasks import TaskChannels
 from broadcasts.throttle import AccountThrottle, rate_from_config
 from channels.state import SharedState
 from conversations.db import Database
@@ -44,6 +45,7 @@ def build_engine(
     *,
     policies: PolicyRegistry | None = None,
     audiences: AudienceRegistry | None = None,
+    tasks: TaskChannels | None = None,
 ) -> BroadcastEngine:
     """The engine the scheduler role ticks; pass the same registries the console uses
     (segments from tagging, channel policies from the SMS/email packages)."""
@@ -53,6 +55,7 @@ def build_engine(
         policies=policies,
         audiences=audiences,
         on_queued=on_queued,
+        tasks=tasks,
     )
 
 

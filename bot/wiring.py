@@ -16,6 +16,7 @@ from conversations.search import index_message
 from tagging.autotag import auto_tag, auto_tag_event
 from tagging.tags import tags_of
 
+from .kf_welcome import KfEnterSessionWelcome
 from .pipeline import Handlers
 from .send_failures import kf_send_fail_event
 
@@ -55,6 +56,8 @@ def build_handlers(autoreply: AutoReplySettings | None = None) -> Handlers:
     # 5. auto-reply: rules, FAQ, welcome/away, hand-off (claims the message when it answers)
     engine = EngineCache(autoreply or AutoReplySettings())
     handlers.on_message("autoreply", AutoReplyHandler(engine, tag_lookup=customer_tag_ids))
+    # 微信客服 enter_session: the welcome goes with send_msg_on_event (20 s, once)
+    handlers.on_event("wecom.kf_welcome", KfEnterSessionWelcome(engine))
     # channel events
     handlers.on_event("wecom.contacts", on_external_contact)  # 客户联系: customers, owners, welcome
     handlers.on_event("tagging.auto_tag_event", auto_tag_event)

@@ -317,7 +317,9 @@ async def cancel_run(
         update(BroadcastRecipient)
         .where(
             BroadcastRecipient.run_id == run.id,
-            BroadcastRecipient.status == RecipientStatus.PENDING.value,
+            BroadcastRecipient.status.in_(
+                (RecipientStatus.PENDING.value, RecipientStatus.GROUPING.value)
+            ),
         )
         .values(status=RecipientStatus.CANCELLED.value)
         .execution_options(synchronize_session=False)

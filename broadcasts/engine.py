@@ -24,6 +24,7 @@ from .models import BroadcastRun, RunStatus
 from .policy import PolicyRegistry
 from .sending import queue_batch, settle_run
 from .settings import BroadcastSettings
+from .tasks import TaskChannels, create_run_tasks, settle_tasks
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class BroadcastEngine:
         on_queued: Sequence[Callable[[], None]] = (),
         owner: str | None = None,
         settle_every: float = 1.0,
+        tasks: TaskChannels | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -65,6 +67,8 @@ class BroadcastEngine:
         self.owner = owner or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
         self.settle_every = timedelta(seconds=settle_every)
         self._settled_at: dict[int, datetime] = {}
+        # channels reached through staff-confirmed tasks (WeCom 企业群发)
+        self.tasks = tasks or TaskChannels()
 
     async def tick(self, max_batches: int = 20) -> TickReport:
         """One pass over every open run; returns what moved (empty = nothing to do)."""
@@ -100,6 +104,7 @@ class BroadcastEngine:
         if last is None or now - last >= self.settle_every or now < last:
             self._settled_at[run_id] = now
             async with self.db.transaction() as s:
+                report.settled += await settle_tasks(s, run_id, self.tasks)
                 report.settled += await settle_run(
                     s,
                     run_id,
@@ -117,9 +122,14 @@ class BroadcastEngine:
                     policies=self.policies,
                     settings=self.settings,
                     now=self.clock(),
+                    tasks=self.tasks,
                 )
             report.queued += batch.queued
             report.skipped += batch.skipped
+            if batch.empty and self.tasks.kinds():
+                # the whole audience is decided: one task per salesperson, all at once
+                async with self.db.transaction() as s:
+                    report.queued += await create_run_tasks(s, run_id, self.tasks)
             if (
                 batch.empty
                 or batch.waiting_until is not None

@@ -37,7 +37,8 @@ class RunStatus(enum.StrEnum):
 
 class RecipientStatus(enum.StrEnum):
     PENDING = "pending"
-    QUEUED = "queued"  # an outbox row exists (created in the same transaction)
+    GROUPING = "grouping"  # on a task channel (WeCom 企业群发): waits for its run's tasks
+    QUEUED = "queued"  # an outbox row (or a task channel's task) exists
     SENT = "sent"
     DELIVERED = "delivered"
     FAILED = "failed"
@@ -52,6 +53,10 @@ class SkipReason(enum.StrEnum):
     NO_CONTENT = "no_content"  # no variant for any reachable channel
     INVALID_CONTENT = "invalid_content"
     MERGED = "merged"  # the customer was merged into another after the freeze
+    # task channels (WeCom 企业群发) report these per recipient
+    NOT_CONTACT = "not_contact"  # no longer a contact of the salesperson
+    ALREADY_RECEIVED = "already_received"  # got another group send (WeCom's own cap)
+    MONTHLY_CAP = "monthly_cap"  # over WeCom's per-customer monthly group-send cap
 
 
 class Broadcast(Base):

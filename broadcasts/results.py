@@ -48,7 +48,8 @@ class Progress:
 
     @property
     def done(self) -> int:
-        return self.total - self.counts.get("pending", 0) - self.counts.get("queued", 0)
+        waiting = ("pending", "grouping", "queued")
+        return self.total - sum(self.counts.get(k, 0) for k in waiting)
 
     @property
     def percent(self) -> int:

@@ -48,11 +48,13 @@ from .models import (
 from .outbox_writes import Send, write_sends
 from .policy import AccountView, ChannelPolicy, CustomerView, PolicyRegistry
 from .settings import BroadcastSettings
+from .tasks import TaskChannels
 
 log = logging.getLogger(__name__)
 
 _LIVE_RECIPIENT = (RecipientStatus.QUEUED.value, RecipientStatus.SENT.value)
 _COUNTED = (
+    RecipientStatus.GROUPING.value,
     RecipientStatus.QUEUED.value,
     RecipientStatus.SENT.value,
     RecipientStatus.DELIVERED.value,
@@ -313,8 +315,10 @@ async def queue_batch(
     policies: PolicyRegistry,
     settings: BroadcastSettings,
     now: datetime,
+    tasks: TaskChannels | None = None,
 ) -> BatchResult:
-    """Queue the next batch of pending recipients of a sending run (one transaction)."""
+    """Queue the next batch of pending recipients of a sending run (one transaction).
+    Recipients reached on a task channel only move to 'grouping' (broadcasts.tasks)."""
     result = BatchResult()
     if not await claim_run(session, run_id, owner, now, timedelta(seconds=settings.lease_seconds)):
         return result
@@ -353,6 +357,11 @@ async def queue_batch(
             _skip(row, choice)
             result.skipped += 1
             continue
+        if tasks is not None and tasks.for_kind(choice.account.kind) is not None:
+            _group(row, choice, now)  # staff confirm the task: no pacing, no outbox row
+            facts.cap_counts[row.customer_id] = facts.cap_counts.get(row.customer_id, 0) + 1
+            result.queued += 1
+            continue
         slot = _slot(broadcast, choice, facts, now)
         if slot > horizon:
             result.waiting_until = slot
@@ -368,6 +377,15 @@ async def queue_batch(
             .values(next_slot=next_slot)
         )
     return result
+
+
+def _group(row: BroadcastRecipient, choice: Choice, now: datetime) -> None:
+    row.status = RecipientStatus.GROUPING.value
+    row.skip_reason = None
+    row.account_id = choice.account.id
+    row.address = choice.address
+    row.hop = choice.hop
+    row.queued_at = now
 
 
 def _skip(row: BroadcastRecipient, reason: SkipReason) -> None:
@@ -506,7 +524,11 @@ async def settle_run(
             .where(
                 BroadcastRecipient.run_id == run_id,
                 BroadcastRecipient.status.in_(
-                    (RecipientStatus.PENDING.value, RecipientStatus.QUEUED.value)
+                    (
+                        RecipientStatus.PENDING.value,
+                        RecipientStatus.GROUPING.value,
+                        RecipientStatus.QUEUED.value,
+                    )
                 ),
             )
         )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -50,6 +51,8 @@ TOKEN_TTL = 600  # the callback's Token is valid 10 minutes (doc 94670)
 _CLIENT_MSGID = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
 
 # session states (kf/service_state): who answers the customer
+WELCOME_OPERATION = "kf_welcome"  # enter_session welcome via send_msg_on_event
+WELCOME_CODE_SECONDS = 20
 STATE_NEW, STATE_BOT, STATE_QUEUED, STATE_HUMAN, STATE_ENDED = 0, 1, 2, 3, 4
 
 
@@ -164,6 +167,8 @@ class WeComKfAdapter(CallbackEndpoint):
         try:
             if message.payload.get("operation") == "kf_service_state":
                 return await self._trans(message)
+            if message.payload.get("operation") == WELCOME_OPERATION:
+                return await self._welcome_on_event(message)
             body = await self._message_body(message)
             if isinstance(body, SendResult):
                 return body
@@ -176,6 +181,25 @@ class WeComKfAdapter(CallbackEndpoint):
         """After a timeout: send again under the same client msgid, which WeCom echoes
         back (whether WeCom itself drops the repeat is not documented; research B.3)."""
         return await self.send(message)
+
+    async def _welcome_on_event(self, message: Outbound) -> SendResult:
+        """kf/send_msg_on_event: the enter_session welcome, once per code within 20 s."""
+        if time.time() > float(message.payload.get("expires_at", 0)):
+            return failed(
+                "welcome_code_expired",
+                "欢迎语时限 (20 秒) 已过 (the 20 s welcome window has passed)",
+            )
+        data = await self.api.call(
+            "POST",
+            "/cgi-bin/kf/send_msg_on_event",
+            body={
+                "code": str(message.payload["code"]),
+                "msgid": client_msgid(message.key),
+                "msgtype": "text",
+                "text": {"content": message.text},
+            },
+        )
+        return SendResult.sent(str(data.get("msgid") or "") or None)
 
     async def _trans(self, message: Outbound) -> SendResult:
         state = int(message.payload["service_state"])

@@ -13,9 +13,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
+
+from conversations.types import Outbound, SendOutcome, SendResult
+
 from .api import WeComApi
+from .errors import WeComApiError
+from .outbound import result_of
 
 P = "/cgi-bin/externalcontact/"
+MARK_TAG_OPERATION = "mark_tag"  # an outbox operation on a 客户联系 account
 
 
 @dataclass(frozen=True)
@@ -133,3 +140,21 @@ class CorpTags:
                 "remove_tag": list(remove),
             },
         )
+
+
+async def mark_from_outbox(api: WeComApi, message: Outbound) -> SendResult:
+    """The outbox's mark_tag operation (queued by the tag push job)."""
+    p = message.payload
+    try:
+        await CorpTags(api).mark(
+            str(p["userid"]),
+            str(p["external_userid"]),
+            add=list(p.get("add_tag") or []),
+            remove=list(p.get("remove_tag") or []),
+        )
+    except WeComApiError as exc:
+        return result_of(exc)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        # mark_tag sets tags to a state: repeating it after a timeout is harmless
+        return SendResult(SendOutcome.RETRY, error_code="network", reason=str(exc) or "timeout")
+    return SendResult.sent(None)

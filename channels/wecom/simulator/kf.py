@@ -6,6 +6,8 @@
 - send_msg only while the session state is 0 (未处理) or 1 (智能助手): else 95018; at
   most 5 messages within 48 h of the customer's last message: else 95001; the optional
   client msgid (≤32 of [0-9a-zA-Z_-]) is echoed back and a repeat is not sent twice;
+- send_msg_on_event answers an enter_session welcome_code once, within 20 s (doc copy
+  ≈ line 10396; the errcode for a used or expired code is not in our notes [U]: 40058);
 - service_state/trans moves 0→1/2/3/4, 1→2/3/4, 2→3/4, 3→4; 3 needs a servicer.
 """
 
@@ -27,6 +29,7 @@ WINDOW = 48 * 3600
 BUDGET = 5
 HISTORY = 3 * 86400
 CALLBACK_TOKEN_TTL = 600
+WELCOME_CODE_TTL = 20
 _MSGID = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
 _ALLOWED = {0: {1, 2, 3, 4}, 1: {2, 3, 4}, 2: {3, 4}, 3: {4}, 4: set()}
 
@@ -51,12 +54,16 @@ class KfSim:
     sync_calls: int = 0
     cursors_seen: list[str] = field(default_factory=list)  # the cursor of every sync_msg call
     max_page: int = 1000  # WeCom's own page size cap (tests make it small)
+    # welcome_code → (corp, open_kfid, external_userid, issued at, used)
+    welcome_codes: dict[str, tuple[str, str, str, float, bool]] = field(default_factory=dict)
+    event_sends: list[dict[str, Any]] = field(default_factory=list)  # send_msg_on_event
     _by_client_msgid: dict[str, str] = field(default_factory=dict)
     _empty_left: int = 0
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/cgi-bin/kf/sync_msg", self._sync)
         router.add_post("/cgi-bin/kf/send_msg", self._send)
+        router.add_post("/cgi-bin/kf/send_msg_on_event", self._send_on_event)
         router.add_post("/cgi-bin/kf/service_state/get", self._state_get)
         router.add_post("/cgi-bin/kf/service_state/trans", self._state_trans)
         router.add_post("/cgi-bin/kf/account/list", self._account_list)
@@ -129,7 +136,46 @@ class KfSim:
         """An event message (origin 4): enter_session, msg_send_fail, session_status_change…"""
         return self._append(corp_id, {"origin": 4, "msgtype": "event", "event": event})
 
+    def customer_enters(
+        self, corp_id: str, open_kfid: str, external_userid: str, scene: str = ""
+    ) -> str:
+        """A WeChat user opens the kf chat: an enter_session event with a welcome_code."""
+        code = "WELCOME" + secrets.token_hex(12)
+        self.welcome_codes[code] = (corp_id, open_kfid, external_userid, self.core.clock(), False)
+        self.session(corp_id, open_kfid, external_userid)
+        self.system_event(
+            corp_id,
+            {
+                "event_type": "enter_session",
+                "open_kfid": open_kfid,
+                "external_userid": external_userid,
+                "scene": scene,
+                "welcome_code": code,
+            },
+        )
+        return code
+
     # ---- endpoints
+
+    async def _send_on_event(self, request: web.Request) -> web.Response:
+        app = self.core.authorise(request)
+        if isinstance(app, web.Response):
+            return app
+        body = await json_body(request) or {}
+        code = str(body.get("code", ""))
+        found = self.welcome_codes.get(code)
+        if found is None or found[0] != app.corp_id:
+            return self.core.error(40058, "invalid code")
+        corp, open_kfid, ext, issued, used = found
+        if used or self.core.clock() - issued > WELCOME_CODE_TTL:
+            return self.core.error(40058, "code used or expired")
+        msgtype = str(body.get("msgtype", ""))
+        if msgtype not in ("text", "msgmenu"):
+            return self.core.error(40008, "invalid message type")
+        self.welcome_codes[code] = (corp, open_kfid, ext, issued, True)
+        msgid = str(body.get("msgid") or self.core.next_id("kfevent"))
+        self.event_sends.append({"corp_id": corp, "external_userid": ext, **body, "msgid": msgid})
+        return ok(msgid=msgid)
 
     async def _sync(self, request: web.Request) -> web.Response:
         app = self.core.authorise(request)
