@@ -53,7 +53,12 @@ class ContactCodeEvent(Base):
     __tablename__ = "wecom_contact_code_events"
     __table_args__ = (
         UniqueConstraint(
-            "code_id", "kind", "external_userid", "userid", "occurred_at", name="uq_wecom_code_event_once"
+            "code_id",
+            "kind",
+            "external_userid",
+            "userid",
+            "occurred_at",
+            name="uq_wecom_code_event_once",
         ),
         Index("ix_wecom_contact_code_events_contact", "account_id", "external_userid", "userid"),
     )
