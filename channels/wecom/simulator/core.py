@@ -28,6 +28,7 @@ from channels.wecom.crypto import WeComCrypto
 
 if TYPE_CHECKING:
     from .archive import ArchiveSim
+    from .contact_way import ContactWaySim
     from .externalcontact import ContactSim
     from .kf import KfSim
 
@@ -135,6 +136,9 @@ class WeComSimulator:
         self.contacts: ContactSim = ContactSim(self)
         self.kf: KfSim = KfSim(self)
         self.archive: ArchiveSim = ArchiveSim(self)
+        from .contact_way import ContactWaySim
+
+        self.contact_ways: ContactWaySim = ContactWaySim(self)
 
     # ---- set-up
 
@@ -165,6 +169,7 @@ class WeComSimulator:
         self.contacts.add_routes(application.router)
         self.kf.add_routes(application.router)
         self.archive.add_routes(application.router)
+        self.contact_ways.add_routes(application.router)
         return application
 
     def error(self, code: int, msg: str) -> web.Response:
