@@ -14,6 +14,7 @@ from channels.wecom.codes.models import ContactCodeEvent
 from channels.wecom.codes.stats import code_stats
 from channels.wecom.models import FollowRelation
 from channels.wecom.simulator.scenarios import customer_deletes_salesperson, customer_scans_code
+from conversations.access import Role
 from conversations.db import utcnow
 from conversations.models import Customer
 from tagging.tags import tags_of
@@ -70,6 +71,11 @@ async def test_two_scans_alternate_are_tagged_welcomed_and_one_loss_is_counted(
             s, code.id, start=utcnow() - timedelta(days=1), end=utcnow() + timedelta(days=1)
         )
     assert (stats.added, stats.lost) == (2, 1)
+    # and the marketer sees the same on the code's statistics page
+    await system.add_staff("marketer", Role.MARKETER)
+    async with await system.login("marketer") as console:
+        page = await (await console.get(f"{system.base}/wecom/codes/{code.id}")).text()
+    assert '<dd class="added">2</dd>' in page and '<dd class="lost">1</dd>' in page
 
 
 async def _count(items: list[Any], n: int) -> bool:
