@@ -247,7 +247,7 @@ async def code_detail(request: web.Request) -> web.Response:
     if request.query.get("days", "").isdigit():
         days = max(1, min(366, int(request.query["days"])))
     tag_raw = request.query.get("tag", "")
-    conversion_tag = int(tag_raw) if tag_raw.isdigit() else (code.tag_ids or [None])[-1]
+    conversion_tag = int(tag_raw) if tag_raw.isdigit() else None
     end = utcnow()
     today = end.astimezone(CHINA).replace(hour=0, minute=0, second=0, microsecond=0)
     start: datetime = today - timedelta(days=days - 1)

@@ -15,9 +15,11 @@ from sqlalchemy import select
 from channels.wecom.codes.models import ContactCodeEvent
 from channels.wecom.codes.rota import RotaMember
 from channels.wecom.codes.stats import code_stats
+from channels.wecom.models import FollowRelation
 from channels.wecom.simulator import contact_event_xml, push
+from conversations.access import Role
 from conversations.models import ChannelEvent, Customer, OutboxItem
-from tagging.tags import tags_of
+from tagging.tags import Why, tag_customer, tags_of
 from tests.channels.wecom.codes.world import CodesWorld, codes_world, draft
 from tests.system import System, eventually
 
@@ -165,3 +167,29 @@ async def _app_account(world: CodesWorld) -> Any:
     from tests.channels.wecom.world import add_account
 
     return await add_account(world.system, "wecom.app", world.account.corp_id, agent_id=1000009)
+
+
+async def test_conversion_counts_code_customers_carrying_the_chosen_tag(
+    sqlite_system: System,
+) -> None:
+    world = await codes_world(sqlite_system, ("zhangsan",))
+    code_id = await _teststate_code(world)
+    corp = world.account.corp_id
+    for n, ext in enumerate(("wmbuyer", "wmbrowser"), start=1):
+        plaintext = contact_event_xml(
+            corp, "add_external_contact", "zhangsan", ext, State="teststate"
+        )
+        await _push(world, plaintext, n)
+    await sqlite_system.add_staff("marketer", Role.MARKETER)
+    async with sqlite_system.services.db.transaction() as s:
+        buyer = await s.scalar(
+            select(Customer.id)
+            .join(FollowRelation, FollowRelation.customer_id == Customer.id)
+            .where(FollowRelation.external_userid == "wmbuyer")
+        )
+        assert buyer is not None
+        await tag_customer(s, buyer, world.tags["已成交"], Why("manual"))
+    async with await sqlite_system.login("marketer") as console:
+        url = f"{sqlite_system.base}/wecom/codes/{code_id}?tag={world.tags['已成交']}"
+        page = await (await console.get(url)).text()
+    assert '<dd class="converted">1 / 2 (50%)</dd>' in page
