@@ -8,8 +8,8 @@ the row is completed — or removed when WeCom refuses.
 
 Rota changes after a customer was added (or when the hour changes) are decided in the
 pipeline's transaction and sent through the outbox (`OPERATION`), so handlers do no I/O.
-Each queued update carries the complete user list: a late retry of an older update can
-only re-send a list the next refresh (`refresh_rotas`) corrects.
+Each queued update carries the complete user list and the code's revision; an update
+older than the one WeCom already holds is dropped (`update_on_wecom`).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ OPERATION = "wecom_contact_way"
 MAX_STATE = 30  # characters; WeCom returns it in add_external_contact (doc 92228)
 MAX_WELCOME_BYTES = 4000  # send_welcome_msg text (doc 92137)
 MAX_ATTACHMENTS = 9
+REVISION_TTL = 90 * 86400.0  # far longer than any outbox retry
 ATTACHMENT_TYPES = ("image", "link", "miniprogram")
 _STATE_CHARS = re.compile(r"^[0-9A-Za-z_\-.:]+$")
 
@@ -166,20 +167,44 @@ async def plan_rotation(session: AsyncSession, code: ContactCode, now: datetime)
         recipient=",".join(users)[:255],
         purpose=Purpose.NOTIFICATION,  # a configuration call: no marketing rules apply
         idempotency_key=f"{OPERATION}:{code.id}:{code.revision}",
-        payload={"operation": OPERATION, "config_id": code.config_id, "user": users},
+        payload={
+            "operation": OPERATION,
+            "config_id": code.config_id,
+            "user": users,
+            "revision": code.revision,
+        },
     )
     log.info("code %s now offers %s (revision %s)", code.id, users, code.revision)
     return True
 
 
+def _revision_key(config_id: str) -> str:
+    return f"wecom:contact_way:{config_id}:revision"
+
+
+async def record_revision(api: WeComApi, config_id: str, revision: int) -> None:
+    """Remember the newest user list WeCom holds, so an older one is never sent after it."""
+    await api.state.set(_revision_key(config_id), str(revision), ttl=REVISION_TTL)
+
+
 async def update_on_wecom(api: WeComApi, message: Outbound) -> SendResult:
-    """The outbox side of `plan_rotation`: update_contact_way with the new user list."""
-    body = {"config_id": message.payload["config_id"], "user": list(message.payload["user"])}
-    try:
-        await api.call("POST", "/cgi-bin/externalcontact/update_contact_way", body=body)
-    except (WeComApiError, aiohttp.ClientError, TimeoutError) as exc:
-        return result_of(exc)
-    return SendResult.sent(str(message.payload["config_id"]))
+    """The outbox side of `plan_rotation`: update_contact_way with the new user list.
+
+    Two queued updates of one code may be dispatched side by side or retried out of
+    order; under a per-code lock, one older than what WeCom already holds is dropped."""
+    config_id = str(message.payload["config_id"])
+    revision = int(message.payload.get("revision", 0))
+    body = {"config_id": config_id, "user": list(message.payload["user"])}
+    async with api.state.lock(_revision_key(config_id) + ":lock"):
+        newest = await api.state.get(_revision_key(config_id))
+        if newest is not None and int(newest) >= revision:
+            return SendResult.sent(f"{config_id}:superseded")
+        try:
+            await api.call("POST", "/cgi-bin/externalcontact/update_contact_way", body=body)
+        except (WeComApiError, aiohttp.ClientError, TimeoutError) as exc:
+            return result_of(exc)
+        await record_revision(api, config_id, revision)
+    return SendResult.sent(config_id)
 
 
 async def refresh_rotas(db: Database, now: datetime | None = None) -> int:
@@ -269,10 +294,9 @@ class CodeService:
             for fixed in ("type", "scene"):
                 body.pop(fixed)  # not updatable
             account_id = code.account_id
+        api = await self.api_for(account_id)
         try:
-            await (await self.api_for(account_id)).call(
-                "POST", "/cgi-bin/externalcontact/update_contact_way", body=body
-            )
+            await api.call("POST", "/cgi-bin/externalcontact/update_contact_way", body=body)
         except WeComApiError as exc:
             raise _refusal(exc) from exc
         async with self.db.transaction() as s:
@@ -281,6 +305,9 @@ class CodeService:
             _apply(row, draft)
             row.current_users = users
             row.revision += 1
+            revision = row.revision
+        # rota updates queued before this edit must not undo it
+        await record_revision(api, str(body["config_id"]), revision)
         return row
 
     async def delete(self, code_id: int) -> None:
