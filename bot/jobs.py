@@ -15,6 +15,7 @@ from datetime import datetime, time, timedelta
 from channels.media import MediaStore
 from channels.wecom import contact_sync, media, transfer
 from channels.wecom.api import WeComApi
+from channels.wecom.codes.service import refresh_rotas
 from channels.wecom.group_send import GroupSends
 from conversations.db import utcnow
 from tagging.config import TaggingSettings
@@ -87,6 +88,8 @@ def worker_jobs(services: Services) -> dict[str, tuple[float, Job]]:
         "wecom.media": (15.0, lambda: media.fetch_pending_media(services.db, source_for, store)),
         "wecom.contacts.refresh": (120.0, contacts),
         "wecom.group_sends.poll": (600.0, group_sends.poll_open),
+        # 渠道活码: schedules move with the clock, daily limits reset at midnight
+        "wecom.codes.rota": (300.0, lambda: refresh_rotas(services.db)),
         "wecom.transfers.poll": (
             3600.0,
             lambda: transfer.poll_open_transfers(services.db, api_for),

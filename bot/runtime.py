@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from channels.email.unsubscribe import routes as unsubscribe_routes
 from channels.media import MediaStore
 from channels.registry import AdapterRegistry, default_registry
 from channels.state import MemoryState, SharedState
+from channels.wecom.api import WeComApi
+from channels.wecom.codes.service import CodeError, CodeService
 from conversations.db import Database, create_engine
 from conversations.models import DeadLetter
 from conversations.search import catch_up
@@ -323,6 +326,8 @@ def web_app(services: Services) -> web.Application:
     from admin_web.broadcast_panels import customer_broadcasts_panel
     from admin_web.broadcast_views import BROADCAST_CONSOLE_KEY, BroadcastConsole
     from admin_web.broadcast_views import routes as broadcast_routes
+    from admin_web.code_views import CODES_CONSOLE_KEY
+    from admin_web.code_views import routes as code_routes
     from admin_web.deps import ConnectionResult, ConsoleDeps
     from admin_web.sidebar.views import build_routes as sidebar_routes
     from admin_web.tagging_panels import (
@@ -374,6 +379,7 @@ def web_app(services: Services) -> web.Application:
             extra_routes=[
                 tagging_routes,
                 broadcast_routes,
+                code_routes,
                 autoreply_views.build_routes(
                     AutoReplySettings.from_section(services.settings.section("autoreply"))
                 ),
@@ -402,4 +408,18 @@ def web_app(services: Services) -> web.Application:
         broadcast_settings(services.settings),
         tasks=services.broadcast_tasks,
     )
+    app[CODES_CONSOLE_KEY] = CodeService(services.db, _wecom_api_for(services))
     return app
+
+
+def _wecom_api_for(services: Services) -> Callable[[int], Awaitable[WeComApi]]:
+    """A WeCom account's API client, for console pages that call WeCom directly."""
+
+    async def api_for(account_id: int) -> WeComApi:
+        loaded = await services.accounts.by_id(account_id)
+        api = getattr(loaded.adapter, "api", None) if loaded is not None else None
+        if not isinstance(api, WeComApi):
+            raise CodeError("不是企业微信账号 (not a WeCom account)")
+        return api
+
+    return api_for

@@ -5,6 +5,7 @@ from __future__ import annotations
 import admin_web.sidebar.materials
 import autoreply.models
 import broadcasts.models
+import channels.wecom.codes.models
 import channels.wecom.models
 import conversations.api_tokens
 import conversations.consent
@@ -31,6 +32,7 @@ _MODEL_MODULES = (
     broadcasts.models,
     channels.wecom.models,
     admin_web.sidebar.materials,
+    channels.wecom.codes.models,
 )
 
 metadata = Base.metadata

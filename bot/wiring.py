@@ -9,6 +9,7 @@ from autoreply.cache import EngineCache
 from autoreply.handler import AutoReplyHandler
 from autoreply.settings import AutoReplySettings
 from channels.email.handlers import EVENT_HANDLERS as EMAIL_EVENT_HANDLERS
+from channels.wecom.codes.handlers import on_code_contact
 from channels.wecom.handlers import on_external_contact, queue_media_download
 from channels.wecom.sensitive import sensitive_word_alert
 from conversations.optout import handle_opt_out
@@ -39,6 +40,7 @@ def console_nav() -> list[NavEntry]:
         NavEntry("/broadcasts", "群发", "Broadcasts", marketing, order=50),
         NavEntry("/tagging/stats", "客户画像", "Customer stats", marketing, order=60),
         NavEntry("/tagging/import", "导入客户", "Import", marketing, order=70),
+        NavEntry("/wecom/codes", "渠道活码", "Channel QR codes", marketing, order=75),
     ]
 
 
@@ -59,6 +61,8 @@ def build_handlers(autoreply: AutoReplySettings | None = None) -> Handlers:
     # 微信客服 enter_session: the welcome goes with send_msg_on_event (20 s, once)
     handlers.on_event("wecom.kf_welcome", KfEnterSessionWelcome(engine))
     # channel events
+    # 渠道活码 before wecom.contacts: its own welcome takes the welcome code first
+    handlers.on_event("wecom.codes", on_code_contact)
     handlers.on_event("wecom.contacts", on_external_contact)  # 客户联系: customers, owners, welcome
     handlers.on_event("tagging.auto_tag_event", auto_tag_event)
     handlers.on_event("wecom.kf_send_refused", kf_send_fail_event)  # → hand-off to a human

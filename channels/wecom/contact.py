@@ -15,6 +15,7 @@ from conversations.types import AccountRef, ChannelRules, Outbound, SendResult
 from . import group_send
 from .account import build_api, build_crypto
 from .callback import CallbackEndpoint
+from .codes import service as codes
 from .media import download_via_api
 from .outbound import check_api, failed
 from .tags import MARK_TAG_OPERATION, mark_from_outbox
@@ -41,6 +42,8 @@ class WeComContactAdapter(CallbackEndpoint):
             return await group_send.create_on_wecom(self.api, message)
         if operation == MARK_TAG_OPERATION:
             return await mark_from_outbox(self.api, message)
+        if operation == codes.OPERATION:  # a channel QR code's rota moved on
+            return await codes.update_on_wecom(self.api, message)
         return failed(
             "unsupported_operation",
             "客户联系账号只能发送欢迎语和群发任务 (this account sends welcome messages and "

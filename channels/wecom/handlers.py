@@ -19,7 +19,7 @@ from conversations.types import Purpose
 from .customers import end_follow, staff_by_userid, upsert_follow
 from .media import media_ref
 from .models import MediaFetch, TransferRecord
-from .welcome import welcome_payload, welcome_template
+from .welcome import welcome_key, welcome_payload, welcome_template
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ async def on_external_contact(ctx: EventContext) -> None:
     event = ctx.event
     if not event.event_type.startswith(CONTACT_EVENT):
         return
-    account = await _contact_account(ctx)
+    account = await contact_account(ctx)
     if account is None:
         log.warning(
             "客户联系 event %s on account %s: no wecom.contact account for this corp; stored only",
@@ -58,6 +58,8 @@ async def on_external_contact(ctx: EventContext) -> None:
         )
         added.needs_refresh = True  # name, unionid, remark: fetched by refresh_marked
         code = payload.get("WelcomeCode")
+        # a channel QR code's own welcome (codes.handlers, registered before this one)
+        # already holds this welcome code's key: the default one is then not queued
         template = welcome_template(account.config, userid)
         if code and template:
             await queue_operation(
@@ -65,7 +67,7 @@ async def on_external_contact(ctx: EventContext) -> None:
                 account.id,
                 recipient=ext,
                 purpose=Purpose.WELCOME,
-                idempotency_key=f"welcome:{account.id}:{code}",
+                idempotency_key=welcome_key(account.id, code),
                 payload=welcome_payload(code, template, userid, event.occurred_at.timestamp()),
             )
     elif change == "edit_external_contact":
@@ -99,7 +101,7 @@ async def on_external_contact(ctx: EventContext) -> None:
         )
 
 
-async def _contact_account(ctx: EventContext) -> ChannelAccount | None:
+async def contact_account(ctx: EventContext) -> ChannelAccount | None:
     """Where 客户联系 data lives: the event's own account, or — when WeCom pushed the event
     to a self-built app listed under 可调用应用 — the corp's wecom.contact account."""
     if ctx.account.kind == "wecom.contact":

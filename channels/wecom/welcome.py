@@ -10,7 +10,7 @@ because handlers do no network I/O.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -38,9 +38,20 @@ def render(template: str, name: str) -> str:
     return template.replace("{name}", name).strip()
 
 
-def welcome_payload(code: str, template: str, userid: str, event_time: float) -> dict[str, Any]:
+def welcome_key(account_id: int, code: str) -> str:
+    """The outbox key of a welcome: one per welcome_code, which WeCom accepts once."""
+    return f"welcome:{account_id}:{code}"
+
+
+def welcome_payload(
+    code: str,
+    template: str,
+    userid: str,
+    event_time: float,
+    attachments: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
     """The outbox payload an add_external_contact handler queues."""
-    return {
+    payload: dict[str, Any] = {
         "operation": "welcome",
         "kind": "text",
         "text": template,
@@ -48,6 +59,9 @@ def welcome_payload(code: str, template: str, userid: str, event_time: float) ->
         "userid": userid,
         "event_time": event_time,
     }
+    if attachments:
+        payload["attachments"] = [dict(a) for a in attachments]
+    return payload
 
 
 async def send_welcome(api: WeComApi, message: Outbound, *, now: float | None = None) -> SendResult:

@@ -162,6 +162,15 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/sidebar/api/media"): STAFF,
     # console completion (issue 9): merging a duplicate customer
     ("POST", "/customers/{id}/merge"): MANAGERS,
+    # channel QR codes (渠道活码): marketing pages
+    ("GET", "/wecom/codes"): CAMPAIGNS,
+    ("GET", "/wecom/codes/new"): CAMPAIGNS,
+    ("POST", "/wecom/codes"): CAMPAIGNS,
+    ("GET", "/wecom/codes/{id}"): CAMPAIGNS,
+    ("GET", "/wecom/codes/{id}/edit"): CAMPAIGNS,
+    ("POST", "/wecom/codes/{id}"): CAMPAIGNS,
+    ("GET", "/wecom/codes/{id}/qr.png"): CAMPAIGNS,
+    ("POST", "/wecom/codes/{id}/delete"): CAMPAIGNS,
 }
 # One route, several actions with their own roles: each action is called separately and
 # must be allowed for the roles named here (a subset of the route's roles).
@@ -279,6 +288,7 @@ async def _params(console: System, org: Org) -> dict[str, str]:
         "/settings/accounts/": str(spare.id),
         "/settings/users/": str(spare_user),
         "/me/tokens/": "999999",
+        "/wecom/codes/": "999999",
     }
 
 

@@ -28,6 +28,7 @@ from channels.wecom.crypto import WeComCrypto
 
 if TYPE_CHECKING:
     from .archive import ArchiveSim
+    from .contact_way import ContactWaySim
     from .externalcontact import ContactSim
     from .jsapi import JsapiSim
     from .kf import KfSim
@@ -138,6 +139,9 @@ class WeComSimulator:
         self.kf: KfSim = KfSim(self)
         self.archive: ArchiveSim = ArchiveSim(self)
         self.jsapi: JsapiSim = JsapiSim(self)
+        from .contact_way import ContactWaySim
+
+        self.contact_ways: ContactWaySim = ContactWaySim(self)
 
     # ---- set-up
 
@@ -169,6 +173,7 @@ class WeComSimulator:
         self.kf.add_routes(application.router)
         self.archive.add_routes(application.router)
         self.jsapi.add_routes(application.router)
+        self.contact_ways.add_routes(application.router)
         return application
 
     def error(self, code: int, msg: str) -> web.Response:

@@ -69,3 +69,45 @@ async def archived_chat(
     if callback_url:
         await push(http, callback_url, app, msgaudit_notify_xml(app.corp_id, agent_id))
     return seq
+
+
+async def customer_scans_code(
+    http: aiohttp.ClientSession,
+    sim: WeComSimulator,
+    app: SimApp,
+    callback_url: str,
+    state: str,
+    name: str,
+) -> tuple[str, str, int]:
+    """A WeChat user scans a channel QR code (「联系我」 with `state`): they add the member
+    the code shows and add_external_contact carries the code's State and a WelcomeCode.
+    Returns (external_userid, the member added, callback status)."""
+    way = sim.contact_ways.by_state(app.corp_id, state)
+    userid = sim.contact_ways.scan(way)
+    ext, code = sim.contacts.add_customer(app.corp_id, userid, name, state=state)
+    extra = {"State": state, **({"WelcomeCode": code} if code else {})}
+    status = await push(
+        http,
+        callback_url,
+        app,
+        contact_event_xml(app.corp_id, "add_external_contact", userid, ext, **extra),
+    )
+    return ext, userid, status
+
+
+async def customer_deletes_salesperson(
+    http: aiohttp.ClientSession,
+    sim: WeComSimulator,
+    app: SimApp,
+    callback_url: str,
+    userid: str,
+    external_userid: str,
+) -> int:
+    """A customer deletes the salesperson in WeChat (del_follow_user)."""
+    sim.contacts.customer_deletes(app.corp_id, userid, external_userid)
+    return await push(
+        http,
+        callback_url,
+        app,
+        contact_event_xml(app.corp_id, "del_follow_user", userid, external_userid),
+    )
