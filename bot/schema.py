@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import autoreply.models
 import broadcasts.models
+import channels.wecom.groups.models
 import channels.wecom.models
 import conversations.api_tokens
 import conversations.consent
@@ -29,6 +30,7 @@ _MODEL_MODULES = (
     tagging.models,
     broadcasts.models,
     channels.wecom.models,
+    channels.wecom.groups.models,
 )
 
 metadata = Base.metadata
