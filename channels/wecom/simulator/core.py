@@ -29,6 +29,7 @@ from channels.wecom.crypto import WeComCrypto
 if TYPE_CHECKING:
     from .archive import ArchiveSim
     from .externalcontact import ContactSim
+    from .groupchat import GroupChatSim
     from .kf import KfSim
 
 
@@ -130,11 +131,13 @@ class WeComSimulator:
     def __post_init__(self) -> None:
         from .archive import ArchiveSim
         from .externalcontact import ContactSim
+        from .groupchat import GroupChatSim
         from .kf import KfSim
 
         self.contacts: ContactSim = ContactSim(self)
         self.kf: KfSim = KfSim(self)
         self.archive: ArchiveSim = ArchiveSim(self)
+        self.groups: GroupChatSim = GroupChatSim(self)
 
     # ---- set-up
 
@@ -165,6 +168,7 @@ class WeComSimulator:
         self.contacts.add_routes(application.router)
         self.kf.add_routes(application.router)
         self.archive.add_routes(application.router)
+        self.groups.add_routes(application.router)
         return application
 
     def error(self, code: int, msg: str) -> web.Response:
