@@ -305,12 +305,14 @@ def web_app(services: Services) -> web.Application:
         token=str(services.settings.section("metrics").get("token") or "") or None,
     )
     app.router.add_get("/metrics", metrics.handle)
-    from admin_web import autoreply_views
+    from admin_web import autoreply_views, group_views
     from admin_web.app import setup_console
     from admin_web.broadcast_views import BROADCAST_CONSOLE_KEY, BroadcastConsole
     from admin_web.broadcast_views import routes as broadcast_routes
     from admin_web.deps import ConnectionResult, ConsoleDeps
     from admin_web.tagging_views import routes as tagging_routes
+
+    from .jobs import _api_for as wecom_api_for  # the jobs' WeCom client per account
 
     async def check_connection(account_id: int) -> ConnectionResult:
         try:
@@ -344,7 +346,9 @@ def web_app(services: Services) -> web.Application:
                 autoreply_views.build_routes(
                     AutoReplySettings.from_section(services.settings.section("autoreply"))
                 ),
+                group_views.routes,
             ],
+            dashboard_panels=[group_views.dashboard_panel],
             nav=console_nav(),
             live=services.extras["live"],
             media=services.media,
@@ -352,6 +356,9 @@ def web_app(services: Services) -> web.Application:
             forget_account=services.accounts.forget,
             check_connection=check_connection,
         ),
+    )
+    app[group_views.GROUPS_CONSOLE_KEY] = group_views.GroupsConsole(
+        wecom_api_for(services.accounts)
     )
     app[BROADCAST_CONSOLE_KEY] = BroadcastConsole(
         services.policies, services.audiences, broadcast_settings(services.settings)
