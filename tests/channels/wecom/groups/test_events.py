@@ -18,6 +18,7 @@ from channels.wecom.groups.models import (
 from channels.wecom.groups.queries import groups_of_owners
 from channels.wecom.groups.sync import refresh_marked_groups
 from channels.wecom.simulator import push
+from channels.wecom.simulator.groupchat import group_scenario
 from conversations.db import utcnow
 from conversations.handlers import EventContext
 from conversations.models import ChannelAccount, ChannelEvent
@@ -191,3 +192,35 @@ async def test_a_replayed_member_event_changes_nothing(sqlite_system: System) ->
     assert {k: (m.left_at, m.join_time) for k, m in after[1].items()} == {
         k: (m.left_at, m.join_time) for k, m in before[1].items()
     }
+
+
+async def test_sandbox_scenario_keeps_the_group_current(sqlite_system: System) -> None:
+    account = await contact_account(sqlite_system, CORP)
+    async with aiohttp.ClientSession() as http:
+        sim_group = await group_scenario(
+            http,
+            sqlite_system.sim,
+            account.app,
+            sqlite_system.callback_url("wecom.contact", account.token),
+            "zhangsan",
+            ["wmScenarioA", "wmScenarioB"],
+            name="新品体验群",
+            leaver="wmScenarioB",
+        )
+
+    async def all_processed() -> bool:
+        async with sqlite_system.services.db.reading() as s:
+            events = (await s.scalars(select(ChannelEvent))).all()
+        return len(events) == 4 and all(e.processed_at is not None for e in events)
+
+    await eventually(all_processed)
+    await refresh_marked_groups(
+        sqlite_system.services.db, account.id, await api_of(sqlite_system, account)
+    )
+    async with sqlite_system.services.db.reading() as s:
+        group = await s.scalar(select(CustomerGroup))
+    assert group is not None
+    assert (group.chat_id, group.name) == (sim_group.chat_id, "新品体验群（VIP）")
+    members = await _members(sqlite_system)
+    assert {k for k, m in members.items() if m.left_at is None} == {"zhangsan", "wmScenarioA"}
+    assert members["wmScenarioB"].quit_scene == 0
