@@ -11,7 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.models import Customer
 
-from .models import CustomerGroup, GroupMember, GroupMembershipChange, GroupMessage
+from .models import (
+    EXTERNAL_MEMBER,
+    CustomerGroup,
+    GroupMember,
+    GroupMembershipChange,
+    GroupMessage,
+)
+from .roster import linked_customer
 
 
 async def groups_of_owners(
@@ -99,7 +106,13 @@ async def group_page(
             )
         ).all()
     )
-    customer_ids = {m.customer_id for m in members if m.customer_id is not None}
+    linked = {m.id: m.customer_id for m in members}
+    for m in members:
+        if m.customer_id is None and m.member_type == EXTERNAL_MEMBER:
+            # the customer may have added a salesperson after joining: show the link now,
+            # the next refresh or sync stores it
+            linked[m.id] = await linked_customer(session, group.account_id, m.member_id)
+    customer_ids = {c for c in linked.values() if c is not None}
     customers = (
         {
             c.id: c
@@ -110,7 +123,7 @@ async def group_page(
         if customer_ids
         else {}
     )
-    rows = [MemberRow(m, customers.get(m.customer_id) if m.customer_id else None) for m in members]
+    rows = [MemberRow(m, customers.get(linked[m.id] or 0)) for m in members]
     rows.sort(key=lambda r: r.member.left_at is not None)
     history = list(
         (

@@ -157,3 +157,19 @@ async def test_dashboard_shows_the_customer_group_panel(sqlite_system: System) -
     finally:
         await http.close()
     assert "客户群每日数据" in html and "退群人数" in html
+
+
+async def test_member_who_became_a_customer_later_shows_the_link(sqlite_system: System) -> None:
+    account = await _world(sqlite_system)
+    async with sqlite_system.services.db.transaction() as s:
+        row = await s.get(ChannelAccount, account.id)
+        assert row is not None
+        await upsert_follow(s, row, "wmStranger01", "zhangsan", name="赵女士")
+    await _staff(sqlite_system, "boss", Role.MANAGER)
+    http = await sqlite_system.login("boss")
+    try:
+        group_id = await _group_id(sqlite_system, "张三的VIP群")
+        html = await (await http.get(f"{sqlite_system.base}/wecom/groups/{group_id}")).text()
+    finally:
+        await http.close()
+    assert re.search(r'data-member="wmStranger01".*?/customers/\d+">赵女士</a>', html, re.S)

@@ -72,15 +72,13 @@ async def test_deleting_an_unknown_template_reports_wecom_error(sqlite_system: S
         )
 
 
-async def test_daily_statistics_are_stored_per_owner_and_summed_per_day(
-    sqlite_system: System,
-) -> None:
-    account = await contact_account(sqlite_system, CORP)
-    sim = sqlite_system.sim
+async def test_daily_statistics_are_stored_per_owner_and_summed_per_day(system: System) -> None:
+    account = await contact_account(system, CORP)
+    sim = system.sim
     group = sim.groups.create_group(CORP, "zhangsan", "群", members=["wm01"])
     sim.groups.create_group(CORP, "lisi", "群2")
-    api = await api_of(sqlite_system, account)
-    await run_group_sync(sqlite_system.services.db, account.id, api)
+    api = await api_of(system, account)
+    await run_group_sync(system.services.db, account.id, api)
     yesterday = beijing_day(utcnow()) - timedelta(days=1)
     begin = int(day_start(yesterday).timestamp())
     sim.groups.set_statistic(
@@ -89,12 +87,12 @@ async def test_daily_statistics_are_stored_per_owner_and_summed_per_day(
     sim.groups.set_statistic(
         CORP, "lisi", begin, member_total=10, new_member_cnt=1, msg_total=5, member_has_msg=2
     )
-    assert await fetch_statistics(sqlite_system.services.db, api, account.id, yesterday) == 2
+    assert await fetch_statistics(system.services.db, api, account.id, yesterday) == 2
     # fetching the same day again updates the rows instead of adding new ones
-    assert await fetch_statistics(sqlite_system.services.db, api, account.id, yesterday) == 2
+    assert await fetch_statistics(system.services.db, api, account.id, yesterday) == 2
     sim.groups.leave(CORP, group.chat_id, ["wm01"])
-    await run_group_sync(sqlite_system.services.db, account.id, api)  # the leave: today
-    async with sqlite_system.services.db.reading() as s:
+    await run_group_sync(system.services.db, account.id, api)  # the leave: today
+    async with system.services.db.reading() as s:
         assert len((await s.scalars(select(GroupDailyStat))).all()) == 2
         series = await daily_series(s, yesterday, yesterday + timedelta(days=1))
         mine = await daily_series(s, yesterday, yesterday, owners=["lisi"])
