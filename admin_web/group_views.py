@@ -155,7 +155,9 @@ async def group_sync(request: web.Request) -> web.Response:
     api = await _api(request, account_id)
     assert account_id is not None
     try:
-        await run_group_sync(request.app[DEPS_KEY].db, account_id, api)
+        # one page inline (≤1000 groups); a bigger corp's pass goes on in the worker job
+        # from the stored cursor (sync.continue_group_sync)
+        await run_group_sync(request.app[DEPS_KEY].db, account_id, api, max_pages=1)
     except WeComApiError as exc:
         raise _wecom_failed(exc) from exc
     raise web.HTTPSeeOther(f"/wecom/groups?account={account_id}")

@@ -108,6 +108,18 @@ async def run_group_sync(
     return report
 
 
+async def continue_group_sync(
+    db: Database, account_id: int, api: WeComApi
+) -> GroupSyncReport | None:
+    """The worker job: finish a pass the console (or a crash) left under way; None when
+    no pass is under way, so the job costs one store read between passes."""
+    async with db.reading() as s:
+        raw = await load_cursor(s, account_id, CURSOR)
+    if not raw or not json.loads(raw).get("active"):
+        return None
+    return await run_group_sync(db, account_id, api)
+
+
 async def refresh_marked_groups(
     db: Database, account_id: int, api: WeComApi, *, limit: int = 50
 ) -> int:

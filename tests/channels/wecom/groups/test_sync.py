@@ -3,13 +3,16 @@ groupchat/get, and resumes from its stored cursor after an interruption."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import func, select
 
 from channels.wecom.errors import WeComApiError
 from channels.wecom.groups import sync
 from channels.wecom.groups.models import CustomerGroup, GroupMember, GroupMembershipChange
-from channels.wecom.groups.sync import run_group_sync
+from channels.wecom.groups.sync import continue_group_sync, run_group_sync
+from conversations.access import Role
 from tests.channels.wecom.groups.scene import api_of, contact_account
 from tests.system import System
 
@@ -94,3 +97,30 @@ async def test_group_list_limit_outside_1_to_1000_is_refused(sqlite_system: Syst
     with pytest.raises(WeComApiError) as caught:
         await api.call("POST", sync.LIST, body={"limit": 1001})
     assert caught.value.errcode == 40058
+
+
+async def test_console_sync_stores_a_page_and_the_job_finishes_the_pass(
+    sqlite_system: System, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sync, "PAGE_LIMIT", 2)
+    account = await contact_account(sqlite_system, CORP)
+    _seed(sqlite_system, 3)
+    await sqlite_system.add_staff("boss", Role.MANAGER)
+    http = await sqlite_system.login("boss")
+    try:
+        page = await (await http.get(f"{sqlite_system.base}/wecom/groups")).text()
+        csrf = re.search(r'name="_csrf" value="([^"]+)"', page)
+        assert csrf
+        resp = await http.post(
+            f"{sqlite_system.base}/wecom/groups/sync",
+            data={"_csrf": csrf.group(1), "account_id": str(account.id)},
+        )
+        assert resp.status == 200
+    finally:
+        await http.close()
+    assert await _count(sqlite_system, CustomerGroup) == 2
+    api = await api_of(sqlite_system, account)
+    report = await continue_group_sync(sqlite_system.services.db, account.id, api)
+    assert report is not None and report.finished
+    assert await _count(sqlite_system, CustomerGroup) == 3
+    assert await continue_group_sync(sqlite_system.services.db, account.id, api) is None
