@@ -114,3 +114,36 @@ async def test_statistics_older_than_180_days_are_refused(sqlite_system: System)
             sqlite_system.services.db, api, account.id, beijing_day(utcnow()) - timedelta(days=200)
         )
     assert caught.value.errcode == 40058
+
+
+async def test_simulated_by_day_statistics_sum_owners_and_cap_the_range_at_30_days(
+    sqlite_system: System,
+) -> None:
+    account = await contact_account(sqlite_system, CORP)
+    api = await api_of(sqlite_system, account)
+    sim = sqlite_system.sim
+    day = beijing_day(utcnow()) - timedelta(days=2)
+    begin = int(day_start(day).timestamp())
+    sim.groups.set_statistic(CORP, "zhangsan", begin, msg_total=7)
+    sim.groups.set_statistic(CORP, "lisi", begin, msg_total=3)
+    path = "/cgi-bin/externalcontact/groupchat/statistic_group_by_day"
+    owners = {"userid_list": ["zhangsan", "lisi"]}
+    data = await api.call(
+        "POST",
+        path,
+        body={"day_begin_time": begin, "day_end_time": begin + 86400, "owner_filter": owners},
+    )
+    assert [(i["stat_time"], i["data"]["msg_total"]) for i in data["items"]] == [
+        (begin, 10),
+        (begin + 86400, 0),
+    ]
+    with pytest.raises(WeComApiError):
+        await api.call(
+            "POST",
+            path,
+            body={
+                "day_begin_time": begin - 40 * 86400,
+                "day_end_time": begin,
+                "owner_filter": owners,
+            },
+        )
