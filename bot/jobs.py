@@ -17,6 +17,8 @@ from channels.wecom import contact_sync, media, transfer
 from channels.wecom.api import WeComApi
 from channels.wecom.codes.service import refresh_rotas
 from channels.wecom.group_send import GroupSends
+from channels.wecom.groups import stats as groups_stats
+from channels.wecom.groups import sync as groups_sync
 from conversations.db import utcnow
 from tagging.config import TaggingSettings
 from tagging.jobs import nightly
@@ -51,14 +53,19 @@ async def every(
         delay = seconds
 
 
-def wecom_api_for(accounts: AccountDirectory) -> Callable[[int], Awaitable[WeComApi]]:
-    """account id → the WeCom API client of that account's adapter."""
+def wecom_api_for(
+    accounts: AccountDirectory,
+    error: Callable[[int], Exception] = lambda aid: LookupError(
+        f"account {aid} has no WeCom API client"
+    ),
+) -> Callable[[int], Awaitable[WeComApi]]:
+    """account id → the WeCom API client of that account's adapter (else `error(id)`)."""
 
     async def api_for(account_id: int) -> WeComApi:
         loaded = await accounts.by_id(account_id)
         api = getattr(loaded.adapter, "api", None) if loaded is not None else None
         if not isinstance(api, WeComApi):
-            raise LookupError(f"account {account_id} has no WeCom API client")
+            raise error(account_id)
         return api
 
     return api_for
@@ -75,18 +82,42 @@ def worker_jobs(services: Services) -> dict[str, tuple[float, Job]]:
         adapter = loaded.adapter if loaded is not None else None
         return adapter if isinstance(adapter, media.MediaSource) else None
 
-    async def contacts() -> int:
-        done = 0
-        for loaded in await accounts.all_enabled():
-            if loaded.kind == "wecom.contact":
-                api = await api_for(loaded.id)
-                done += await contact_sync.refresh_marked(services.db, loaded.id, api)
-        return done
+    def per_contact_account(step: Callable[[int, WeComApi], Awaitable[object]]) -> Job:
+        """`step` on every enabled 客户联系 account; what each did, for the log."""
+
+        async def job() -> dict[int, object]:
+            done: dict[int, object] = {}
+            for loaded in await accounts.all_enabled():
+                if loaded.kind == "wecom.contact":
+                    result = await step(loaded.id, await api_for(loaded.id))
+                    if result:
+                        done[loaded.id] = result
+            return done
+
+        return job
+
+    db = services.db
 
     group_sends = GroupSends(services.db, api_for)
     return {
         "wecom.media": (15.0, lambda: media.fetch_pending_media(services.db, source_for, store)),
-        "wecom.contacts.refresh": (120.0, contacts),
+        "wecom.contacts.refresh": (
+            120.0,
+            per_contact_account(lambda aid, api: contact_sync.refresh_marked(db, aid, api)),
+        ),
+        # 客户群: groups change_external_chat marked, a pass the console started, daily stats
+        "wecom.groups.refresh": (
+            120.0,
+            per_contact_account(lambda aid, api: groups_sync.refresh_marked_groups(db, aid, api)),
+        ),
+        "wecom.groups.sync": (
+            60.0,
+            per_contact_account(lambda aid, api: groups_sync.continue_group_sync(db, aid, api)),
+        ),
+        "wecom.groups.stats": (
+            6 * 3600.0,
+            per_contact_account(lambda aid, api: groups_stats.fetch_recent(db, api, aid, days=2)),
+        ),
         "wecom.group_sends.poll": (600.0, group_sends.poll_open),
         # 渠道活码: schedules move with the clock, daily limits reset at midnight
         "wecom.codes.rota": (300.0, lambda: refresh_rotas(services.db)),
@@ -143,13 +174,15 @@ async def run_leader_jobs(services: Services, stop: asyncio.Event) -> None:
 
 
 async def resume_contact_syncs(services: Services) -> None:
-    """At start: a full 客户联系 sync resumes (or starts, on first connect) per account."""
+    """At start: full 客户联系 and 客户群 syncs resume (or start, on first connect) per account."""
     for loaded in await services.accounts.all_enabled():
         if loaded.kind == "wecom.contact":
             try:
                 api = await wecom_api_for(services.accounts)(loaded.id)
                 report = await contact_sync.run_full_sync(services.db, loaded.id, api)
                 log.info("contact sync account=%s: %s", loaded.id, report)
+                groups = await groups_sync.run_group_sync(services.db, loaded.id, api)
+                log.info("group sync account=%s: %s", loaded.id, groups)
             except Exception:  # noqa: BLE001  (WeCom unreachable at start: the next start resumes)
                 log.exception("contact sync account=%s failed", loaded.id)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,6 @@ from channels.email.unsubscribe import routes as unsubscribe_routes
 from channels.media import MediaStore
 from channels.registry import AdapterRegistry, default_registry
 from channels.state import MemoryState, SharedState
-from channels.wecom.api import WeComApi
 from channels.wecom.codes.service import CodeError, CodeService
 from conversations.db import Database, create_engine
 from conversations.models import DeadLetter
@@ -321,7 +319,7 @@ def web_app(services: Services) -> web.Application:
         token=str(services.settings.section("metrics").get("token") or "") or None,
     )
     app.router.add_get("/metrics", metrics.handle)
-    from admin_web import autoreply_views
+    from admin_web import autoreply_views, group_views
     from admin_web.app import setup_console
     from admin_web.broadcast_panels import customer_broadcasts_panel
     from admin_web.broadcast_views import BROADCAST_CONSOLE_KEY, BroadcastConsole
@@ -352,14 +350,17 @@ def web_app(services: Services) -> web.Application:
         result = await loaded.adapter.check_connection()
         return ConnectionResult(result.ok, result.message)
 
+    from channels.wecom.groups.handover import WeComGroupTransfer
     from channels.wecom.handover import WeComCustomerTransfer
 
     from .handover import HandoverTransfers
     from .jobs import wecom_api_for
 
-    # the console's hand-over moves WeCom customers; more parts (groups) append here
+    # the console's hand-over moves WeCom customers, then their customer groups
+    api_for = wecom_api_for(services.accounts)
     handover = HandoverTransfers(
-        services.db, [WeComCustomerTransfer(services.db, wecom_api_for(services.accounts))]
+        services.db,
+        [WeComCustomerTransfer(services.db, api_for), WeComGroupTransfer(services.db, api_for)],
     )
     services.extras["handover"] = handover
     labels = {
@@ -384,7 +385,9 @@ def web_app(services: Services) -> web.Application:
                     AutoReplySettings.from_section(services.settings.section("autoreply"))
                 ),
                 sidebar_routes(sidebar_services(services)),
+                group_views.routes,
             ],
+            dashboard_panels=[group_views.dashboard_panel],
             nav=console_nav(),
             live=services.extras["live"],
             media=services.media,
@@ -402,24 +405,17 @@ def web_app(services: Services) -> web.Application:
             customer_transfer=handover,
         ),
     )
+    app[group_views.GROUPS_CONSOLE_KEY] = group_views.GroupsConsole(api_for)
     app[BROADCAST_CONSOLE_KEY] = BroadcastConsole(
         services.policies,
         services.audiences,
         broadcast_settings(services.settings),
         tasks=services.broadcast_tasks,
     )
-    app[CODES_CONSOLE_KEY] = CodeService(services.db, _wecom_api_for(services))
+    app[CODES_CONSOLE_KEY] = CodeService(
+        services.db,
+        wecom_api_for(
+            services.accounts, lambda _id: CodeError("不是企业微信账号 (not a WeCom account)")
+        ),
+    )
     return app
-
-
-def _wecom_api_for(services: Services) -> Callable[[int], Awaitable[WeComApi]]:
-    """A WeCom account's API client, for console pages that call WeCom directly."""
-
-    async def api_for(account_id: int) -> WeComApi:
-        loaded = await services.accounts.by_id(account_id)
-        api = getattr(loaded.adapter, "api", None) if loaded is not None else None
-        if not isinstance(api, WeComApi):
-            raise CodeError("不是企业微信账号 (not a WeCom account)")
-        return api
-
-    return api_for

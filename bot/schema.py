@@ -6,6 +6,7 @@ import admin_web.sidebar.materials
 import autoreply.models
 import broadcasts.models
 import channels.wecom.codes.models
+import channels.wecom.groups.models
 import channels.wecom.models
 import conversations.api_tokens
 import conversations.consent
@@ -33,6 +34,7 @@ _MODEL_MODULES = (
     channels.wecom.models,
     admin_web.sidebar.materials,
     channels.wecom.codes.models,
+    channels.wecom.groups.models,
 )
 
 metadata = Base.metadata

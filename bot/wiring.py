@@ -10,6 +10,7 @@ from autoreply.handler import AutoReplyHandler
 from autoreply.settings import AutoReplySettings
 from channels.email.handlers import EVENT_HANDLERS as EMAIL_EVENT_HANDLERS
 from channels.wecom.codes.handlers import on_code_contact
+from channels.wecom.groups.events import on_archived_group_message, on_group_chat_event
 from channels.wecom.handlers import on_external_contact, queue_media_download
 from channels.wecom.sensitive import sensitive_word_alert
 from conversations.optout import handle_opt_out
@@ -36,6 +37,13 @@ def console_nav() -> list[NavEntry]:
             "/autoreply/rules", "自动回复", "Auto-reply", frozenset({"admin", "manager"}), order=20
         ),
         NavEntry("/tagging/tags", "标签", "Tags", everyone, order=30),
+        NavEntry(
+            "/wecom/groups",
+            "客户群",
+            "Customer groups",
+            frozenset({"admin", "manager", "sales"}),
+            order=35,
+        ),
         NavEntry("/tagging/segments", "客户分群", "Segments", marketing, order=40),
         NavEntry("/broadcasts", "群发", "Broadcasts", marketing, order=50),
         NavEntry("/tagging/stats", "客户画像", "Customer stats", marketing, order=60),
@@ -64,6 +72,8 @@ def build_handlers(autoreply: AutoReplySettings | None = None) -> Handlers:
     # 渠道活码 before wecom.contacts: its own welcome takes the welcome code first
     handlers.on_event("wecom.codes", on_code_contact)
     handlers.on_event("wecom.contacts", on_external_contact)  # 客户联系: customers, owners, welcome
+    handlers.on_event("wecom.groups", on_group_chat_event)  # 客户群: groups, members, history
+    handlers.on_event("wecom.groups.archive", on_archived_group_message)  # group timelines
     handlers.on_event("tagging.auto_tag_event", auto_tag_event)
     handlers.on_event("wecom.kf_send_refused", kf_send_fail_event)  # → hand-off to a human
     for handler in EMAIL_EVENT_HANDLERS:  # bounces → undeliverable, "unsubscribe" mails

@@ -171,6 +171,16 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/wecom/codes/{id}"): CAMPAIGNS,
     ("GET", "/wecom/codes/{id}/qr.png"): CAMPAIGNS,
     ("POST", "/wecom/codes/{id}/delete"): CAMPAIGNS,
+    # WeCom customer groups (客户群): salespeople see their own groups; managers sync,
+    # hand over and edit the group welcome templates
+    ("GET", "/wecom/groups"): STAFF,
+    ("GET", "/wecom/groups/{id}"): STAFF,
+    ("POST", "/wecom/groups/sync"): MANAGERS,
+    ("POST", "/wecom/groups/transfer"): MANAGERS,
+    ("GET", "/wecom/groups/welcome"): MANAGERS,
+    ("POST", "/wecom/groups/welcome"): MANAGERS,
+    ("POST", "/wecom/groups/welcome/{id}"): MANAGERS,
+    ("POST", "/wecom/groups/welcome/{id}/delete"): MANAGERS,
 }
 # One route, several actions with their own roles: each action is called separately and
 # must be allowed for the roles named here (a subset of the route's roles).
@@ -289,6 +299,7 @@ async def _params(console: System, org: Org) -> dict[str, str]:
         "/settings/users/": str(spare_user),
         "/me/tokens/": "999999",
         "/wecom/codes/": "999999",
+        "/wecom/groups/": "999999",  # no such group or template: 404 for allowed roles
     }
 
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .archive import ArchiveSim
     from .contact_way import ContactWaySim
     from .externalcontact import ContactSim
+    from .groupchat import GroupChatSim
     from .jsapi import JsapiSim
     from .kf import KfSim
 
@@ -132,6 +133,7 @@ class WeComSimulator:
     def __post_init__(self) -> None:
         from .archive import ArchiveSim
         from .externalcontact import ContactSim
+        from .groupchat import GroupChatSim
         from .jsapi import JsapiSim
         from .kf import KfSim
 
@@ -142,6 +144,7 @@ class WeComSimulator:
         from .contact_way import ContactWaySim
 
         self.contact_ways: ContactWaySim = ContactWaySim(self)
+        self.groups: GroupChatSim = GroupChatSim(self)
 
     # ---- set-up
 
@@ -174,6 +177,7 @@ class WeComSimulator:
         self.archive.add_routes(application.router)
         self.jsapi.add_routes(application.router)
         self.contact_ways.add_routes(application.router)
+        self.groups.add_routes(application.router)
         return application
 
     def error(self, code: int, msg: str) -> web.Response:
