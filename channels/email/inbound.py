@@ -27,7 +27,7 @@ from .bounces import Bounce, parse_bounce
 from .loop_guard import automated_reason, subject_hint
 from .mime_parse import ParsedEmail, parse_email
 from .quoting import strip_quoted
-from .thread_headers import thread_info
+from .thread_headers import thread_info, thread_refs
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def _message(
         "cc": list(mail.cc[:MAX_LISTED_RECIPIENTS]),
         "cc_count": len(mail.cc),
         "reply_to": mail.reply_to,
-        "thread": thread_info(mail),
+        "thread": thread_info(mail, own_addresses),
         "body": body,
         "html": _clean(mail.html)[:MAX_HTML_CHARS] if mail.html else None,
         "attachments": attachments,
@@ -189,6 +189,7 @@ def _message(
         automated=reason is not None,
         contact_hints=hints,
         provider_message_id=mail.message_id,
+        thread_refs=thread_refs(mail),
     )
 
 

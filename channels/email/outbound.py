@@ -48,13 +48,20 @@ def build_message(
     if not is_address(recipient):
         raise InvalidOutbound(f"not an email address: {out.recipient!r}")
     payload: Mapping[str, Any] = out.payload
-    reply_to: Mapping[str, Any] | None = out.context.get("reply_to")
+    # marketing mail starts its own thread and goes only to the address the opt-out
+    # check cleared; everything else answers the conversation's last inbound mail
+    reply_to: Mapping[str, Any] | None = (
+        None if out.purpose == Purpose.MARKETING else out.context.get("reply_to")
+    )
     thread = (reply_to or {}).get("thread") or {}
 
     msg = EmailMessage(policy=SMTP)
     display = safe_subject(cfg.display_name or "")
     msg["From"] = formataddr((display, cfg.address)) if display else cfg.address
-    msg["To"] = recipient
+    to, cc = _addressees(recipient, thread, cfg.address)
+    msg["To"] = to
+    if cc:
+        msg["Cc"] = cc
     msg["Subject"] = _subject(payload, thread, cfg)
     msg["Message-ID"] = message_id_for(out.key, cfg.message_id_domain)
     if now is not None:
@@ -85,6 +92,18 @@ def build_message(
     for ref in payload.get("attachments") or []:
         _attach(msg, ref, media)
     return msg
+
+
+def _addressees(recipient: str, thread: Mapping[str, Any], own: str) -> tuple[str, str | None]:
+    """(To, Cc) of a reply: the answered mail's Reply-To or From; when someone other than
+    the customer wrote it (a colleague who joined the thread), the customer stays in Cc."""
+    answer = thread.get("answer_to")
+    if not isinstance(answer, str) or not is_address(answer) or answer == own:
+        return recipient, None
+    author = thread.get("from")
+    if answer != recipient and isinstance(author, str) and author != recipient:
+        return answer, recipient
+    return answer, None
 
 
 def _subject(payload: Mapping[str, Any], thread: Mapping[str, Any], cfg: MailboxConfig) -> str:
