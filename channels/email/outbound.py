@@ -16,6 +16,7 @@ from channels.media import MediaStore
 from conversations.types import Outbound, Purpose
 
 from .config_check import MailboxConfig, ServerConfig, is_address
+from .oauth import TokenSource
 from .thread_headers import base_subject, message_id_for, reply_headers, reply_subject, safe_subject
 from .unsubscribe import list_unsubscribe_headers
 
@@ -130,17 +131,39 @@ def _attach(msg: EmailMessage, ref: Any, media: MediaStore | None) -> None:
     )
 
 
-async def smtp_send(msg: EmailMessage, server: ServerConfig, sender: str, limit: float) -> None:
-    """Submit one message; raises aiosmtplib/OS errors for errors.send_result_for."""
-    await aiosmtplib.send(
-        msg,
-        sender=sender,
-        hostname=server.host,
-        port=server.port,
-        username=server.username,
-        password=server.password,
-        use_tls=server.security == "ssl",
-        start_tls=server.security == "starttls",
-        tls_context=server.tls_context() if server.security != "none" else None,
-        timeout=limit,
-    )
+async def smtp_send(
+    msg: EmailMessage,
+    server: ServerConfig,
+    sender: str,
+    limit: float,
+    tokens: TokenSource | None = None,
+) -> None:
+    """Submit one message; raises aiosmtplib/OS/OAuth errors for errors.send_result_for."""
+    if not server.oauth:
+        await aiosmtplib.send(msg, sender=sender, password=server.password, **_smtp(server, limit))
+        return
+    if tokens is None:
+        raise InvalidOutbound("OAuth login needs a token source")
+    try:
+        await aiosmtplib.send(
+            msg, sender=sender, oauth_token_generator=tokens.token_generator, **_smtp(server, limit)
+        )
+    except aiosmtplib.SMTPAuthenticationError as exc:
+        # refused before MAIL FROM, so nothing was sent: once more with a fresh token
+        log.info("SMTP XOAUTH2 refused for %s (%s): refreshing the token", server.username, exc)
+        await tokens.access_token(refresh=True)
+        await aiosmtplib.send(
+            msg, sender=sender, oauth_token_generator=tokens.token_generator, **_smtp(server, limit)
+        )
+
+
+def _smtp(server: ServerConfig, limit: float) -> dict[str, Any]:
+    return {
+        "hostname": server.host,
+        "port": server.port,
+        "username": server.username,
+        "use_tls": server.security == "ssl",
+        "start_tls": server.security == "starttls",
+        "tls_context": server.tls_context() if server.security != "none" else None,
+        "timeout": limit,
+    }
