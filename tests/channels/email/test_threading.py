@@ -12,10 +12,14 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from bot.accounts import AccountDirectory
+from bot.outbox import OutboxDispatcher
+from bot.secrets import SecretBox
 from channels.base import RawRequest
 from channels.email.adapter import EmailAdapter
 from channels.email.mime_parse import parse_email
 from channels.email.thread_headers import answer_address, thread_refs
+from channels.registry import default_registry
 from conversations.actions import queue_outbound, record_inbound
 from conversations.db import Database
 from conversations.models import ChannelAccount, Conversation, Message
@@ -246,53 +250,77 @@ def reply_out(account: Any, recipient: str, inbound: Message, key: str) -> Outbo
     )
 
 
+async def reply_through_the_outbox(
+    db: Database, dispatcher: OutboxDispatcher, conversation_id: int, key: str
+) -> Message:
+    """A salesperson's reply as the console queues it, sent by the lead's dispatcher."""
+    async with db.transaction() as session:
+        conv = await session.get(Conversation, conversation_id)
+        assert conv is not None
+        queued = await queue_outbound(
+            session, conv, text="您好，已收到。", purpose=Purpose.REPLY, idempotency_key=key
+        )
+        assert queued is not None
+        message_id = queued.id
+    assert await dispatcher.run_once() == 1
+    async with db.reading() as session:
+        sent = await session.get(Message, message_id)
+    assert sent is not None and sent.status == "sent", sent and sent.status_reason
+    return sent
+
+
 async def test_colleague_answering_our_reply_lands_in_the_thread_and_our_answer_keeps_both(
-    db: Database, new_mailbox: Any, adapters: list[EmailAdapter], tmp_path: Path
+    db: Database, new_mailbox: Any, tmp_path: Path
 ) -> None:
     box = new_mailbox()
-    account = await create_account(db, box)
-    adapter = EmailAdapter(account, channel_context(tmp_path))
-    adapters.append(adapter)
-    customer, colleague = new_mailbox(), new_mailbox()
-    ask = customer_mail(customer.address, box.address, "询价", "多少钱？", Message_ID="<t1@c.test>")
-    await deliver(customer.address, box.address, ask, box.smtp_port)
-    await drain(db, account, adapter)
-    [inbound] = await messages(db, account.id)
-    sent = await adapter.send(reply_out(account, customer.address, inbound, "reply-1"))
-    assert sent.outcome == SendOutcome.SENT
+    made = await create_account(db, box)
+    box_secrets = SecretBox("test-key")
     async with db.transaction() as session:
-        conv = await session.get(Conversation, inbound.conversation_id)
-        assert conv is not None
-        out_msg = await queue_outbound(
-            session, conv, text="您好，已收到。", purpose=Purpose.REPLY, idempotency_key="reply-1"
+        row = await session.get(ChannelAccount, made.id)
+        assert row is not None
+        row.secrets = box_secrets.seal(made.secrets)  # at rest, as the console stores them
+    directory = AccountDirectory(db, default_registry(), channel_context(tmp_path), box_secrets)
+    loaded = await directory.by_id(made.id)
+    assert loaded is not None and isinstance(loaded.adapter, EmailAdapter)
+    adapter = loaded.adapter
+    dispatcher = OutboxDispatcher(db, directory)
+    customer, colleague = new_mailbox(), new_mailbox()
+    try:
+        ask = customer_mail(
+            customer.address, box.address, "询价", "多少钱？", Message_ID="<t1@c.test>"
         )
-        assert out_msg is not None
-        out_msg.provider_message_id = sent.provider_message_id  # as the dispatcher records it
-    [our_mail] = await read_mailbox(customer)
-    ours = email.message_from_bytes(our_mail, policy=default_policy)
+        await deliver(customer.address, box.address, ask, box.smtp_port)
+        await drain(db, made, adapter)
+        [inbound] = await messages(db, made.id)
+        ours = await reply_through_the_outbox(db, dispatcher, inbound.conversation_id, "reply-1")
+        [our_mail] = await read_mailbox(customer)
+        got = email.message_from_bytes(our_mail, policy=default_policy)
+        assert got["Message-ID"] == ours.provider_message_id
+        assert got["In-Reply-To"] == "<t1@c.test>"
 
-    # the customer's colleague answers our mail from their own address
-    answer = EmailMessage()
-    answer["From"] = colleague.address
-    answer["To"] = box.address
-    answer["Subject"] = "Re: 询价"
-    answer["Message-ID"] = "<t2@c.test>"
-    answer["In-Reply-To"] = str(ours["Message-ID"])
-    answer["References"] = f"<t1@c.test> {ours['Message-ID']}"
-    answer.set_content("我是采购经理，请发合同。")
-    await deliver(colleague.address, box.address, answer, box.smtp_port)
-    await drain(db, account, adapter)
+        # the customer's colleague answers our mail from their own address
+        answer = EmailMessage()
+        answer["From"] = colleague.address
+        answer["To"] = box.address
+        answer["Subject"] = "Re: 询价"
+        answer["Message-ID"] = "<t2@c.test>"
+        answer["In-Reply-To"] = str(got["Message-ID"])
+        answer["References"] = f"<t1@c.test> {got['Message-ID']}"
+        answer.set_content("我是采购经理，请发合同。")
+        await deliver(colleague.address, box.address, answer, box.smtp_port)
+        await drain(db, made, adapter)
 
-    stored = [m for m in await messages(db, account.id) if m.direction == "in"]
-    assert [m.conversation_id for m in stored] == [inbound.conversation_id] * 2
-    second = await adapter.send(reply_out(account, customer.address, stored[-1], "reply-2"))
-    assert second.outcome == SendOutcome.SENT
-    [to_colleague] = await read_mailbox(colleague)
-    got = email.message_from_bytes(to_colleague, policy=default_policy)
-    assert got["To"] == colleague.address
-    assert got["Cc"] == customer.address
-    assert got["In-Reply-To"] == "<t2@c.test>"
-    assert len(await read_mailbox(customer)) == 2
+        stored = [m for m in await messages(db, made.id) if m.direction == "in"]
+        assert [m.conversation_id for m in stored] == [inbound.conversation_id] * 2
+        await reply_through_the_outbox(db, dispatcher, inbound.conversation_id, "reply-2")
+        [to_colleague] = await read_mailbox(colleague)
+        second = email.message_from_bytes(to_colleague, policy=default_policy)
+        assert second["To"] == colleague.address
+        assert second["Cc"] == customer.address
+        assert second["In-Reply-To"] == "<t2@c.test>"
+        assert len(await read_mailbox(customer)) == 2
+    finally:
+        await adapter.aclose()
 
 
 async def test_reply_goes_to_the_reply_to_address_over_real_smtp(
