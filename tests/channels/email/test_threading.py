@@ -22,6 +22,7 @@ from channels.email.thread_headers import answer_address, thread_refs
 from channels.registry import default_registry
 from conversations.actions import queue_outbound, record_inbound
 from conversations.db import Database
+from conversations.ingest import ConversationCache, record_messages
 from conversations.models import ChannelAccount, Conversation, Message
 from conversations.types import (
     AccountRef,
@@ -41,6 +42,14 @@ OWN = "sales@example.test"
 def mail_bytes(sender: str, message_id: str, **headers: str) -> bytes:
     msg = customer_mail(sender, OWN, "报价单", "正文", Message_ID=message_id, **headers)
     return bytes(msg)
+
+
+def offline_adapter(tmp_path: Path) -> EmailAdapter:
+    """An adapter for parsing only (no server is contacted)."""
+    config = {"address": OWN, "imap_host": "imap.example.test", "smtp_host": "smtp.example.test"}
+    return EmailAdapter(
+        AccountRef(1, "email", OWN, config, {"password": "x"}), channel_context(tmp_path)
+    )
 
 
 def parsed_message(adapter: EmailAdapter, raw: bytes) -> InboundMessage:
@@ -230,6 +239,26 @@ async def test_references_of_another_mailbox_do_not_cross_accounts(
     assert conv is not None and conv.account_id == other.id
 
 
+async def test_batch_ingest_path_follows_the_thread_too(db: Database, tmp_path: Path) -> None:
+    account, adapter = await account_and_adapter(db, tmp_path)
+    first = await store(
+        db,
+        account,
+        parsed_message(adapter, mail_bytes("buyer@customer.test", "<q1@customer.test>")),
+    )
+    colleague = parsed_message(
+        adapter,
+        mail_bytes("boss@customer.test", "<q2@customer.test>", In_Reply_To="<q1@customer.test>"),
+    )
+
+    async with db.transaction() as session:
+        [msg_id] = await record_messages(session, [(account, colleague)], ConversationCache())
+        assert msg_id is not None
+        stored = await session.get(Message, msg_id)
+
+    assert stored is not None and stored.conversation_id == first.conversation_id
+
+
 # ---------------------------------------------------------------- end to end, real servers
 
 
@@ -349,3 +378,27 @@ async def test_reply_goes_to_the_reply_to_address_over_real_smtp(
     [got] = await read_mailbox(buyer)
     assert email.message_from_bytes(got, policy=default_policy)["To"] == buyer.address
     assert await read_mailbox(form) == []
+
+
+def test_web_form_mail_from_noreply_is_filed_under_the_reply_to_visitor(tmp_path: Path) -> None:
+    adapter = offline_adapter(tmp_path)
+    raw = mail_bytes(
+        "官网表单 <noreply@shop.test>", "<form-1@shop.test>", Reply_To="王先生 <wang@buyer.test>"
+    )
+
+    item = parsed_message(adapter, raw)
+
+    assert item.external_id == "wang@buyer.test"
+    assert item.contact_hints == {"email": "wang@buyer.test"}
+    assert item.sender_name is None
+    assert item.automated  # RFC 3834 caution stays: the bot does not auto-answer forms
+
+
+def test_a_persons_reply_to_does_not_change_who_wrote_the_mail(tmp_path: Path) -> None:
+    adapter = offline_adapter(tmp_path)
+    raw = mail_bytes("李经理 <li@buyer.test>", "<p-1@buyer.test>", Reply_To="desk@buyer.test")
+
+    item = parsed_message(adapter, raw)
+
+    assert item.external_id == "li@buyer.test"
+    assert item.payload["thread"]["answer_to"] == "desk@buyer.test"
