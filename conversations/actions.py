@@ -4,7 +4,7 @@ so that a handler's writes and its outbox rows commit together (DESIGN.md §3, �
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -39,6 +39,7 @@ from .types import (
 log = logging.getLogger(__name__)
 
 PREVIEW_CHARS = 120
+MAX_THREAD_REFS = 50  # a long References header: the nearest ids are the ones that matter
 
 # A receipt never moves a message backwards (a late "sent" after "delivered").
 _STATUS_RANK = {
@@ -249,14 +250,16 @@ async def _record_message(
     )
     if exists is not None:
         return None
-    identity = await resolve_identity(
-        session,
-        account,
-        item.external_id,
-        display_name=item.sender_name,
-        hints=item.contact_hints,
-    )
-    conv = await conversation_for(session, account, identity)
+    conv = await thread_conversation(session, account.id, item.thread_refs)
+    if conv is None:
+        identity = await resolve_identity(
+            session,
+            account,
+            item.external_id,
+            display_name=item.sender_name,
+            hints=item.contact_hints,
+        )
+        conv = await conversation_for(session, account, identity)
     now = utcnow()
     inbound = item.direction == Direction.INBOUND
     msg_id = await insert_ignore_returning_id(
@@ -293,9 +296,31 @@ async def _record_message(
         values["status"] = "open"
     await session.execute(update(Conversation).where(Conversation.id == conv.id).values(**values))
     await session.execute(
-        update(Customer).where(Customer.id == identity.customer_id).values(last_contact_at=now)
+        update(Customer).where(Customer.id == conv.customer_id).values(last_contact_at=now)
     )
     return msg_id
+
+
+async def thread_conversation(
+    session: AsyncSession, account_id: int, refs: Sequence[str]
+) -> Conversation | None:
+    """The conversation of the nearest message in `refs` stored on the account (the
+    Message-ID → conversation index is messages(account_id, provider_message_id))."""
+    refs = [ref for ref in refs[:MAX_THREAD_REFS] if ref]
+    if not refs:
+        return None
+    rows = (
+        await session.execute(
+            select(Message.provider_message_id, Message.conversation_id)
+            .where(Message.account_id == account_id, Message.provider_message_id.in_(refs))
+            .order_by(Message.id)
+        )
+    ).all()
+    found = {str(ref): int(conv_id) for ref, conv_id in rows}
+    for ref in refs:
+        if ref in found:
+            return await session.get(Conversation, found[ref])
+    return None
 
 
 async def apply_status(session: AsyncSession, account_id: int, status: StatusUpdate) -> bool:

@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import BindParameter
 
-from .actions import conversation_for, preview_of, resolve_identity
+from .actions import conversation_for, preview_of, resolve_identity, thread_conversation
 from .db import utcnow
 from .models import ChannelAccount, Conversation, Customer, Message
 from .types import Direction, InboundMessage, MessageKind, MessageStatus, SenderType
@@ -91,6 +91,10 @@ async def record_messages(
     )
     fresh = [r for r in candidates if (r.account.id, r.item.provider_key) not in existing]
     for row in fresh:
+        threaded = await thread_conversation(session, row.account.id, row.item.thread_refs)
+        if threaded is not None:
+            row.conversation_id = threaded.id
+            continue
         cached = cache.get((row.account.id, row.item.external_id))
         if cached is None:
             identity = await resolve_identity(

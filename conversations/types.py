@@ -85,6 +85,10 @@ class InboundMessage:
     automated: bool = False  # auto-submitted mail, bounces: never answered automatically
     contact_hints: Mapping[str, str] = field(default_factory=dict)  # phone/email/unionid
     provider_message_id: str | None = None
+    # provider message ids this message answers, nearest first (email In-Reply-To, then
+    # References newest to oldest): when one is stored on the account, the message joins
+    # that message's conversation whoever sent it (a colleague in Cc, a forwarded thread)
+    thread_refs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from . import errors
 from .config_check import MailboxConfig, mailbox_config
 from .imap_source import FolderState, ImapConnection, MessageMeta
 from .inbound import MailSource, mail_to_inbound
+from .oauth import TokenSource
 from .outbound import InvalidOutbound, build_message, smtp_send
 from .thread_headers import message_id_for
 
@@ -83,12 +84,20 @@ class EmailAdapter:
         key = account.secrets.get("unsubscribe_key")
         self.unsubscribe_key: bytes | None = bytes.fromhex(key) if key else None
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._imap = ImapConnection(self.config.imap, self.config.timeout)
+        self._tokens = (
+            TokenSource(account.id, self.config.oauth, ctx.http, ctx.state)
+            if self.config.oauth is not None
+            else None
+        )
+        self._imap = self._connection()
         self._next_folder = 0
         self._own = frozenset({self.config.address})
         self._monotonic = time.monotonic
         self._sleep = asyncio.sleep  # the poll wait; tests replace it
         self._last_idle_failure = -math.inf
+
+    def _connection(self) -> ImapConnection:
+        return ImapConnection(self.config.imap, self.config.timeout, self._tokens)
 
     # ------------------------------------------------------------------ callbacks
 
@@ -270,7 +279,9 @@ class EmailAdapter:
                 )
             message_id = str(msg["Message-ID"])
             try:
-                await smtp_send(msg, self.config.smtp, self.config.address, self.config.timeout)
+                await smtp_send(
+                    msg, self.config.smtp, self.config.address, self.config.timeout, self._tokens
+                )
             except Exception as exc:  # noqa: BLE001  (mapped below; unknown kinds re-raise)
                 result = errors.send_result_for(exc)
                 log.warning(
@@ -299,12 +310,12 @@ class EmailAdapter:
         if folder is None:
             return False
         message_id = message_id_for(message.key, self.config.message_id_domain)
-        imap = ImapConnection(self.config.imap, self.config.timeout)
+        imap = self._connection()
         try:
             await imap.connect()
             await imap.select(folder)
             return await imap.has_message_id(message_id)
-        except (errors.ImapError, OSError, TimeoutError) as exc:
+        except (errors.ImapError, errors.OAuthError, OSError, TimeoutError) as exc:
             log.warning("email reconcile key=%s: cannot search %s: %s", message.key, folder, exc)
             return False
         finally:
@@ -315,11 +326,11 @@ class EmailAdapter:
         folder = self.config.sent_folder
         if folder is None or not self.config.save_sent:
             return
-        imap = ImapConnection(self.config.imap, self.config.timeout)
+        imap = self._connection()
         try:
             await imap.connect()
             await imap.append(data, folder)
-        except (errors.ImapError, OSError, TimeoutError) as exc:
+        except (errors.ImapError, errors.OAuthError, OSError, TimeoutError) as exc:
             log.warning("email sent copy not filed in %s: %s", folder, exc)
         finally:
             await imap.close()
@@ -344,11 +355,11 @@ class EmailAdapter:
 
     async def check_connection(self) -> ConnectionCheck:
         """Log in to IMAP and SMTP with the stored settings; readable result for the console."""
-        imap = ImapConnection(self.config.imap, self.config.timeout)
+        imap = self._connection()
         try:
             await imap.connect()
             state = await imap.select(self.config.folders[0])
-        except (errors.ImapError, OSError, TimeoutError) as exc:
+        except (errors.ImapError, errors.OAuthError, OSError, TimeoutError) as exc:
             return ConnectionCheck(False, _imap_hint(exc), {"stage": "imap"})
         finally:
             await imap.close()
@@ -363,8 +374,11 @@ class EmailAdapter:
                 timeout=self.config.timeout,
             )
             async with client:
-                await client.login(smtp.username, smtp.password)
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                if self._tokens is not None:
+                    await client.auth_xoauth2(smtp.username, await self._tokens.access_token())
+                else:
+                    await client.login(smtp.username, smtp.password)
+        except (aiosmtplib.SMTPException, errors.OAuthError, OSError, TimeoutError) as exc:
             return ConnectionCheck(
                 False,
                 f"SMTP 登录失败 / SMTP login failed: {exc}. "
@@ -380,6 +394,12 @@ class EmailAdapter:
 
 def _imap_hint(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, errors.OAuthError):
+        return f"OAuth 令牌获取失败 / OAuth token refresh failed: {text}. " + (
+            "请重新授权邮箱并更新 refresh token (re-authorise the mailbox)."
+            if exc.permanent
+            else "请检查 token 地址与网络 (check the token endpoint and network)."
+        )
     return (
         f"IMAP 连接失败 / IMAP failed: {text}. "
         "请确认已在邮箱设置中开启 IMAP 服务，并使用授权码而不是登录密码 "

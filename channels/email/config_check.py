@@ -11,12 +11,15 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from conversations.types import AccountRef
 
 from .errors import EmailConfigError
+from .oauth import PRESETS, OAuthConfig
 
 SECURITY = ("ssl", "starttls", "none")
+AUTH_METHODS = ("password", "oauth2")
 IDLE_RENEW_MAX = 25 * 60  # research note §3a: servers drop IDLE after ≥ 29 min; Gmail sooner
 _ADDRESS = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 
@@ -29,6 +32,7 @@ class ServerConfig:
     username: str
     password: str
     ca_file: str | None = None  # private CA for a self-hosted mail server; None = system CAs
+    oauth: bool = False  # log in with XOAUTH2 and an access token instead of `password`
 
     def tls_context(self) -> ssl.SSLContext:
         """Certificate-verifying TLS context (system CAs, or the configured private CA)."""
@@ -56,6 +60,7 @@ class MailboxConfig:
     # sent_folder set we APPEND our copy there, and a retry looks there before resending
     sent_folder: str | None = None
     save_sent: bool = True
+    oauth: OAuthConfig | None = None  # set when auth = "oauth2"
 
 
 def is_address(value: str) -> bool:
@@ -70,6 +75,10 @@ def mailbox_config(account: AccountRef, public_url: str = "") -> MailboxConfig:
     address = str(c.get("address", "")).strip().lower()
     if not is_address(address):
         problems.append(f"address: {address!r} is not an email address")
+    auth = str(c.get("auth") or "password").lower()
+    if auth not in AUTH_METHODS:
+        problems.append(f"auth: one of {', '.join(AUTH_METHODS)}, not {auth!r}")
+    oauth = _oauth_config(c, s, problems) if auth == "oauth2" else None
 
     def server(prefix: str, default_ports: Mapping[str, int]) -> ServerConfig:
         host = str(c.get(f"{prefix}_host", "")).strip()
@@ -83,7 +92,7 @@ def mailbox_config(account: AccountRef, public_url: str = "") -> MailboxConfig:
         if not 0 < port < 65536:
             problems.append(f"{prefix}_port: {port} is not a TCP port")
         password = s.get(f"{prefix}_password") or s.get("password") or ""
-        if not password:
+        if not password and auth != "oauth2":
             problems.append(f"secrets.{prefix}_password: the app password (授权码) is required")
         return ServerConfig(
             host=host,
@@ -92,6 +101,7 @@ def mailbox_config(account: AccountRef, public_url: str = "") -> MailboxConfig:
             username=str(c.get(f"{prefix}_username") or address),
             password=password,
             ca_file=str(c["tls_ca_file"]) if c.get("tls_ca_file") else None,
+            oauth=auth == "oauth2",
         )
 
     imap = server("imap", {"ssl": 993, "starttls": 143, "none": 143})
@@ -131,6 +141,42 @@ def mailbox_config(account: AccountRef, public_url: str = "") -> MailboxConfig:
         unsubscribe_mailto=str(c.get("unsubscribe_mailto") or address),
         sent_folder=str(c["sent_folder"]) if c.get("sent_folder") else None,
         save_sent=bool(c.get("save_sent", True)),
+        oauth=oauth,
+    )
+
+
+def _oauth_config(
+    c: Mapping[str, Any], s: Mapping[str, str], problems: list[str]
+) -> OAuthConfig | None:
+    """auth = "oauth2": a preset (google / microsoft) or an explicit token endpoint."""
+    before = len(problems)
+    provider = str(c.get("oauth_provider") or "").lower()
+    preset = PRESETS.get(provider, {})
+    if provider and not preset:
+        problems.append(f"oauth_provider: one of {', '.join(PRESETS)}, not {provider!r}")
+    token_url = str(c.get("oauth_token_url") or preset.get("token_url", "")).replace(
+        "{tenant}", str(c.get("oauth_tenant") or "organizations")
+    )
+    parts = urlsplit(token_url)
+    loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if not (parts.scheme == "https" and parts.hostname) and not loopback:
+        # the refresh token and client secret travel in this request
+        problems.append("oauth_token_url: an https:// token endpoint (or oauth_provider)")
+    client_id = str(c.get("oauth_client_id") or "")
+    if not client_id:
+        problems.append("oauth_client_id: the application (client) id registered for crmbot")
+    refresh_token = s.get("oauth_refresh_token") or ""
+    if not refresh_token:
+        problems.append("secrets.oauth_refresh_token: the refresh token from the consent step")
+    scope = c.get("oauth_scope") or preset.get("scope")
+    if len(problems) > before:
+        return None
+    return OAuthConfig(
+        token_url=token_url,
+        client_id=client_id,
+        client_secret=s.get("oauth_client_secret") or None,
+        refresh_token=refresh_token,
+        scope=str(scope) if scope else None,
     )
 
 

@@ -25,6 +25,17 @@ class ImapError(Exception):
         self.translation_key = translation_key
 
 
+class OAuthError(Exception):
+    """The token endpoint gave no access token; `permanent` when only re-consent helps."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.translation_key = (
+            "email.oauth_reauthorise" if permanent else "email.oauth_token_endpoint"
+        )
+
+
 def send_result_for(exc: Exception) -> SendResult:
     """Map an aiosmtplib/network failure to the outbox's result kinds.
 
@@ -39,6 +50,14 @@ def send_result_for(exc: Exception) -> SendResult:
             SendOutcome.FAILED if permanent else SendOutcome.RETRY,
             f"smtp.{codes[0] if codes else 'rcpt'}",
             "; ".join(f"{r.code} {r.message}" for r in exc.recipients)[:400],
+        )
+    if isinstance(exc, OAuthError):
+        # a revoked refresh token waits for the operator like a wrong app password does
+        return _result(
+            SendOutcome.RETRY,
+            "email.oauth_reauthorise" if exc.permanent else "email.oauth_token",
+            f"OAuth: {exc}"[:400],
+            retry_after=timedelta(minutes=10) if exc.permanent else None,
         )
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         # the operator fixes the app password (授权码); retrying later then succeeds

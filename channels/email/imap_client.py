@@ -130,6 +130,39 @@ class ImapClient:
             )
         self._note_capabilities(response.text.encode())
 
+    async def authenticate(self, mechanism: str, initial_response: str) -> Response:
+        """AUTHENTICATE with a one-step SASL mechanism (XOAUTH2); the response as sent,
+        not raised, so the caller can refresh a refused token and try again."""
+        writer = self._require_writer()
+        self._tag += 1
+        tag = f"C{self._tag:04d}"
+        if "SASL-IR" in self.capabilities:  # RFC 4959: the response rides on the command
+            writer.write(f"{tag} AUTHENTICATE {mechanism} {initial_response}\r\n".encode())
+        else:
+            writer.write(f"{tag} AUTHENTICATE {mechanism}\r\n".encode())
+            await writer.drain()
+            await self._expect_continuation()
+            writer.write(initial_response.encode() + b"\r\n")
+        await writer.drain()
+        prefix = tag.encode() + b" "
+        untagged: list[Untagged] = []
+        while True:
+            item = await self._read_item()
+            if item.text.startswith(b"+"):
+                # XOAUTH2 failure: a base64 JSON error as a challenge; the client answers
+                # with an empty line and the server then says NO (Google's protocol page)
+                writer.write(b"\r\n")
+                await writer.drain()
+                continue
+            if item.text.startswith(prefix):
+                rest = item.text[len(prefix) :].decode(errors="replace")
+                status, _, text = rest.partition(" ")
+                response = Response(status.upper(), text, untagged)
+                if response.ok:
+                    self._note_capabilities(text.encode())
+                return response
+            untagged.append(item)
+
     async def check(self, *args: str | bytes) -> Response:
         """Run a command; raise ImapError unless the server answers OK."""
         response = await self.command(*args)

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from .config_check import ServerConfig
 from .errors import ImapError
 from .imap_client import ImapClient, Response, Untagged, quote
+from .oauth import TokenSource, xoauth2_initial_response
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,12 @@ class MessageMeta:
 class ImapConnection:
     """A logged-in connection; after any failure the caller closes it and reconnects."""
 
-    def __init__(self, server: ServerConfig, timeout: float) -> None:
+    def __init__(
+        self, server: ServerConfig, timeout: float, tokens: TokenSource | None = None
+    ) -> None:
         self._server = server
         self._client = ImapClient(timeout)
+        self._tokens = tokens
         self.selected: str | None = None
 
     @property
@@ -64,7 +68,10 @@ class ImapConnection:
             await self._client.open(server.host, server.port, tls)
             if server.security == "starttls":
                 await self._client.starttls(server.tls_context())
-            await self._client.login(server.username, server.password)
+            if server.oauth:
+                await self._login_oauth()
+            else:
+                await self._client.login(server.username, server.password)
             if not self._client.capabilities or "IDLE" not in self._client.capabilities:
                 # some servers only list extensions (IDLE) after login
                 await self._client.refresh_capabilities()
@@ -76,6 +83,30 @@ class ImapConnection:
         except BaseException:
             await self._client.close()
             raise
+
+    async def _login_oauth(self) -> None:
+        """XOAUTH2 with the cached access token; once more with a fresh one if refused
+        (revoked or expired early), since the cache cannot know that."""
+        if self._tokens is None:
+            raise ImapError("OAuth login needs a token source", translation_key="email.oauth")
+        if "AUTH=XOAUTH2" not in self._client.capabilities:
+            raise ImapError(
+                "the IMAP server does not offer AUTH=XOAUTH2",
+                translation_key="email.imap_no_xoauth2",
+            )
+        user = self._server.username
+        for refresh in (False, True):
+            token = await self._tokens.access_token(refresh=refresh)
+            response = await self._client.authenticate(
+                "XOAUTH2", xoauth2_initial_response(user, token)
+            )
+            if response.ok:
+                return
+            log.info("IMAP XOAUTH2 refused for %s (refresh=%s): %s", user, refresh, response.text)
+        raise ImapError(
+            f"IMAP XOAUTH2 login refused for {user}: {response.text}",
+            translation_key="email.imap_login_refused",
+        )
 
     async def close(self, *, graceful: bool = True) -> None:
         """LOGOUT and close; `graceful=False` only drops the socket (mid-IDLE, broken)."""

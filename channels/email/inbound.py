@@ -24,10 +24,10 @@ from conversations.types import (
 )
 
 from .bounces import Bounce, parse_bounce
-from .loop_guard import automated_reason, subject_hint
+from .loop_guard import automated_reason, is_role_sender, subject_hint
 from .mime_parse import ParsedEmail, parse_email
 from .quoting import strip_quoted
-from .thread_headers import thread_info
+from .thread_headers import thread_info, thread_refs
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def _message(
         "cc": list(mail.cc[:MAX_LISTED_RECIPIENTS]),
         "cc_count": len(mail.cc),
         "reply_to": mail.reply_to,
-        "thread": thread_info(mail),
+        "thread": thread_info(mail, own_addresses),
         "body": body,
         "html": _clean(mail.html)[:MAX_HTML_CHARS] if mail.html else None,
         "attachments": attachments,
@@ -174,9 +174,15 @@ def _message(
             )
         kind = MessageKind.EMAIL
     sender = mail.from_addr or UNKNOWN_SENDER
-    hints = {"email": mail.from_addr} if mail.from_addr else {}
-    if mail.from_name:
-        hints["name"] = _clean(mail.from_name)
+    name = _clean(mail.from_name) if mail.from_name else None
+    answer = payload["thread"]["answer_to"]
+    if answer and answer != mail.from_addr and is_role_sender(mail.from_addr):
+        # a web form or shop system writes From noreply@ with the visitor in Reply-To:
+        # the visitor is the customer, so each lead gets a conversation of its own
+        sender, name = answer, None
+    hints = {"email": sender} if sender != UNKNOWN_SENDER else {}
+    if name:
+        hints["name"] = name
     return InboundMessage(
         provider_key=key,
         external_id=sender,
@@ -185,10 +191,11 @@ def _message(
         occurred_at=_occurred_at(mail, source),
         raw=_raw_text(raw),
         payload=payload,
-        sender_name=_clean(mail.from_name) if mail.from_name else None,
+        sender_name=name,
         automated=reason is not None,
         contact_hints=hints,
         provider_message_id=mail.message_id,
+        thread_refs=thread_refs(mail),
     )
 
 

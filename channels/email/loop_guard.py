@@ -54,6 +54,11 @@ def automated_reason(mail: ParsedEmail, own_addresses: frozenset[str] = frozense
     return None
 
 
+def is_role_sender(address: str) -> bool:
+    """noreply@, mailer-daemon@, postmaster@…: a system address, not a person."""
+    return bool(_AUTOMATED_LOCALPARTS.match(address.split("@", 1)[0]))
+
+
 def is_dsn(mail: ParsedEmail) -> bool:
     """RFC 3464 delivery status notification."""
     if mail.content_type != "multipart/report" or mail.message is None:

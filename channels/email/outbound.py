@@ -16,6 +16,7 @@ from channels.media import MediaStore
 from conversations.types import Outbound, Purpose
 
 from .config_check import MailboxConfig, ServerConfig, is_address
+from .oauth import TokenSource
 from .thread_headers import base_subject, message_id_for, reply_headers, reply_subject, safe_subject
 from .unsubscribe import list_unsubscribe_headers
 
@@ -48,13 +49,20 @@ def build_message(
     if not is_address(recipient):
         raise InvalidOutbound(f"not an email address: {out.recipient!r}")
     payload: Mapping[str, Any] = out.payload
-    reply_to: Mapping[str, Any] | None = out.context.get("reply_to")
+    # marketing mail starts its own thread and goes only to the address the opt-out
+    # check cleared; everything else answers the conversation's last inbound mail
+    reply_to: Mapping[str, Any] | None = (
+        None if out.purpose == Purpose.MARKETING else out.context.get("reply_to")
+    )
     thread = (reply_to or {}).get("thread") or {}
 
     msg = EmailMessage(policy=SMTP)
     display = safe_subject(cfg.display_name or "")
     msg["From"] = formataddr((display, cfg.address)) if display else cfg.address
-    msg["To"] = recipient
+    to, cc = _addressees(recipient, thread, cfg.address)
+    msg["To"] = to
+    if cc:
+        msg["Cc"] = cc
     msg["Subject"] = _subject(payload, thread, cfg)
     msg["Message-ID"] = message_id_for(out.key, cfg.message_id_domain)
     if now is not None:
@@ -87,6 +95,18 @@ def build_message(
     return msg
 
 
+def _addressees(recipient: str, thread: Mapping[str, Any], own: str) -> tuple[str, str | None]:
+    """(To, Cc) of a reply: the answered mail's Reply-To or From; when someone other than
+    the customer wrote it (a colleague who joined the thread), the customer stays in Cc."""
+    answer = thread.get("answer_to")
+    if not isinstance(answer, str) or not is_address(answer) or answer == own:
+        return recipient, None
+    author = thread.get("from")
+    if answer != recipient and isinstance(author, str) and author != recipient:
+        return answer, recipient
+    return answer, None
+
+
 def _subject(payload: Mapping[str, Any], thread: Mapping[str, Any], cfg: MailboxConfig) -> str:
     explicit = payload.get("subject")
     if isinstance(explicit, str) and safe_subject(explicit):
@@ -111,17 +131,39 @@ def _attach(msg: EmailMessage, ref: Any, media: MediaStore | None) -> None:
     )
 
 
-async def smtp_send(msg: EmailMessage, server: ServerConfig, sender: str, limit: float) -> None:
-    """Submit one message; raises aiosmtplib/OS errors for errors.send_result_for."""
-    await aiosmtplib.send(
-        msg,
-        sender=sender,
-        hostname=server.host,
-        port=server.port,
-        username=server.username,
-        password=server.password,
-        use_tls=server.security == "ssl",
-        start_tls=server.security == "starttls",
-        tls_context=server.tls_context() if server.security != "none" else None,
-        timeout=limit,
-    )
+async def smtp_send(
+    msg: EmailMessage,
+    server: ServerConfig,
+    sender: str,
+    limit: float,
+    tokens: TokenSource | None = None,
+) -> None:
+    """Submit one message; raises aiosmtplib/OS/OAuth errors for errors.send_result_for."""
+    if not server.oauth:
+        await aiosmtplib.send(msg, sender=sender, password=server.password, **_smtp(server, limit))
+        return
+    if tokens is None:
+        raise InvalidOutbound("OAuth login needs a token source")
+    try:
+        await aiosmtplib.send(
+            msg, sender=sender, oauth_token_generator=tokens.token_generator, **_smtp(server, limit)
+        )
+    except aiosmtplib.SMTPAuthenticationError as exc:
+        # refused before MAIL FROM, so nothing was sent: once more with a fresh token
+        log.info("SMTP XOAUTH2 refused for %s (%s): refreshing the token", server.username, exc)
+        await tokens.access_token(refresh=True)
+        await aiosmtplib.send(
+            msg, sender=sender, oauth_token_generator=tokens.token_generator, **_smtp(server, limit)
+        )
+
+
+def _smtp(server: ServerConfig, limit: float) -> dict[str, Any]:
+    return {
+        "hostname": server.host,
+        "port": server.port,
+        "username": server.username,
+        "use_tls": server.security == "ssl",
+        "start_tls": server.security == "starttls",
+        "tls_context": server.tls_context() if server.security != "none" else None,
+        "timeout": limit,
+    }

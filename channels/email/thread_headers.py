@@ -8,9 +8,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .config_check import is_address
 from .mime_parse import ParsedEmail
 
 MAX_REFERENCES = 20  # long threads: keep the first id and the most recent ones
+MAX_THREAD_REFS = 50  # ids looked up to find the conversation a mail belongs to
 
 _REPLY_PREFIX = re.compile(
     r"^\s*(?:(?:re|fw|fwd|aw|sv|antw|回复|回覆|答复|答覆|转发|轉寄|转寄)\s*(?:\[\d+\])?\s*[:：]\s*)+",
@@ -19,14 +21,36 @@ _REPLY_PREFIX = re.compile(
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]+")
 
 
-def thread_info(mail: ParsedEmail) -> dict[str, Any]:
+def thread_info(mail: ParsedEmail, own_addresses: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The payload["thread"] of an inbound mail (handed back to send() on replies)."""
     return {
         "message_id": mail.message_id,
         "references": list(mail.references[-MAX_REFERENCES:]),
         "in_reply_to": mail.in_reply_to,
         "subject": mail.subject,
+        "from": mail.from_addr or None,
+        "answer_to": answer_address(mail, own_addresses),
     }
+
+
+def answer_address(mail: ParsedEmail, own_addresses: frozenset[str] = frozenset()) -> str | None:
+    """Who a reply goes to: Reply-To when it names someone else (RFC 5322 §3.6.2: "the
+    author suggests replies be sent to"), else From. Our own address is never an answer
+    address: a Reply-To pointing back at the mailbox would mail ourselves in a loop."""
+    for candidate in (mail.reply_to, mail.from_addr):
+        if candidate and is_address(candidate) and candidate not in own_addresses:
+            return candidate
+    return None
+
+
+def thread_refs(mail: ParsedEmail) -> tuple[str, ...]:
+    """The ids this mail answers, nearest first: In-Reply-To, then References newest first
+    (RFC 5322 §3.6.4: References lists the thread oldest to newest)."""
+    ordered: list[str] = []
+    for ref in (mail.in_reply_to, *reversed(mail.references)):
+        if ref and ref != mail.message_id and ref not in ordered and _valid_id(ref):
+            ordered.append(ref)
+    return tuple(ordered[:MAX_THREAD_REFS])
 
 
 def message_id_for(key: str, domain: str) -> str:

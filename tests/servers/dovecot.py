@@ -46,8 +46,9 @@ ssl = yes
 ssl_cert = <{dir}/cert.pem
 ssl_key = <{dir}/key.pem
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth_mechanisms}
 auth_username_format = %Ln
+auth_failure_delay = 0
 default_internal_user = {iuser}
 default_internal_group = {igroup}
 default_login_user = {luser}
@@ -81,15 +82,39 @@ service lmtp {{
 }}
 service anvil {{
   chroot =
+  # no auth penalty: Dovecot delays logins from an IP after failures (up to 15 s), and
+  # every test logs in from 127.0.0.1; an unreachable socket switches the penalty off
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
 passdb {{
   driver = passwd-file
   args = {dir}/passwd
 }}
-userdb {{
+{oauth_passdb}userdb {{
   driver = passwd-file
   args = {dir}/passwd
 }}
+"""
+
+
+# Dovecot's oauth2 passdb asks an RFC 7662 introspection endpoint about each bearer token
+# (XOAUTH2 / OAUTHBEARER logins); the mailbox user must match the "username" it returns
+_OAUTH_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {dir}/dovecot-oauth2.conf.ext
+}}
+"""
+_OAUTH_CONF = """\
+introspection_mode = post
+introspection_url = {url}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
 """
 
 
@@ -164,7 +189,10 @@ class DovecotServer:
         self.proc = None
 
 
-def start(root: Path, users: int = 200) -> DovecotServer:
+def start(
+    root: Path, users: int = 200, oauth_introspection_url: str | None = None
+) -> DovecotServer:
+    """Start Dovecot; with `oauth_introspection_url` it also accepts XOAUTH2/OAUTHBEARER."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "run").mkdir(exist_ok=True)
     (root / "mail").mkdir(exist_ok=True)
@@ -182,6 +210,10 @@ def start(root: Path, users: int = 200) -> DovecotServer:
     (root / "passwd").touch()
     imap_port, imaps_port, lmtp_port = free_port(), free_port(), free_port()
     write_self_signed_cert(root / "cert.pem", root / "key.pem")
+    if oauth_introspection_url:
+        (root / "dovecot-oauth2.conf.ext").write_text(
+            _OAUTH_CONF.format(url=oauth_introspection_url)
+        )
     (root / "dovecot.conf").write_text(
         _CONF.format(
             dir=root,
@@ -191,6 +223,8 @@ def start(root: Path, users: int = 200) -> DovecotServer:
             iuser=iuser,
             igroup=igroup,
             luser=luser,
+            oauth_mechanisms=" xoauth2 oauthbearer" if oauth_introspection_url else "",
+            oauth_passdb=_OAUTH_PASSDB.format(dir=root) if oauth_introspection_url else "",
         )
     )
     server = DovecotServer(

@@ -9,6 +9,9 @@ tests can count what reached the server.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import json
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -18,6 +21,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from .oauth import OAuthServer
 from .ports import free_port
 
 
@@ -84,6 +88,34 @@ class _Handler:
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
 
+    async def auth_XOAUTH2(self, smtp: SMTP, args: list[str]) -> AuthResult:
+        """XOAUTH2 (offered only with an OAuth server to check tokens against): a refused
+        token gets Google's base64 JSON error challenge, then 535 after the empty reply."""
+        oauth = self.server.oauth
+        if oauth is None:
+            return AuthResult(success=False, handled=False)
+        if len(args) > 1:
+            blob = args[1]
+        else:
+            answer = await smtp.challenge_auth("", encode_to_b64=False)
+            if not isinstance(answer, bytes):
+                return AuthResult(success=False)
+            blob = base64.b64encode(answer).decode()
+        try:
+            fields = base64.b64decode(blob, validate=True).decode().split("\x01")
+        except (binascii.Error, UnicodeDecodeError):
+            return AuthResult(success=False, handled=False)
+        values = dict(f.split("=", 1) for f in fields if "=" in f)
+        user, bearer = values.get("user", ""), values.get("auth", "")
+        token = bearer.removeprefix("Bearer ")
+        with oauth.lock:
+            owner = oauth.active.get(token)
+        if owner is not None and owner == user:
+            return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+        error = json.dumps({"status": "401", "schemes": "bearer", "scope": "mail"})
+        await smtp.challenge_auth(error)
+        return AuthResult(success=False, handled=False)
+
     async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""
         auth = (
@@ -123,6 +155,7 @@ class SmtpServer:
     received: list[Received] = field(default_factory=list)
     reject_with: str | None = None  # e.g. "550 mailbox unavailable" to test failures
     tls: ssl.SSLContext | None = None  # STARTTLS offered and required before MAIL
+    oauth: OAuthServer | None = None  # XOAUTH2 logins are checked against its tokens
     lock: threading.Lock = field(default_factory=threading.Lock)
     controller: Controller | None = field(default=None, repr=False)
 
@@ -159,12 +192,17 @@ class SmtpServer:
             self.controller = None
 
 
-def start(lmtp_port: int | None, tls_cert: tuple[Path, Path] | None = None) -> SmtpServer:
-    """Start on a free port; with `tls_cert` (cert, key) the server requires STARTTLS."""
+def start(
+    lmtp_port: int | None,
+    tls_cert: tuple[Path, Path] | None = None,
+    oauth: OAuthServer | None = None,
+) -> SmtpServer:
+    """Start on a free port; with `tls_cert` (cert, key) the server requires STARTTLS;
+    with `oauth` it also accepts XOAUTH2 logins bearing that server's access tokens."""
     tls = None
     if tls_cert is not None:
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(*tls_cert)
-    server = SmtpServer(port=free_port(), lmtp_port=lmtp_port, tls=tls)
+    server = SmtpServer(port=free_port(), lmtp_port=lmtp_port, tls=tls, oauth=oauth)
     server.start()
     return server

@@ -24,7 +24,7 @@ from channels.state import MemoryState
 from conversations.db import Database
 from conversations.models import ChannelAccount
 from conversations.types import AccountRef
-from tests.servers import dovecot, smtp
+from tests.servers import dovecot, oauth, smtp
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DOMAIN = "example.test"
@@ -35,7 +35,15 @@ def fixture_bytes(name: str) -> bytes:
 
 
 @pytest.fixture(scope="session")
-def dovecot_server() -> Iterator[dovecot.DovecotServer]:
+def oauth_server() -> Iterator[oauth.OAuthServer]:
+    """Token + introspection endpoints (RFC 6749 / RFC 7662) on loopback."""
+    server = oauth.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def dovecot_server(oauth_server: oauth.OAuthServer) -> Iterator[dovecot.DovecotServer]:
     reason = dovecot.available()
     if reason:
         pytest.skip(reason)
@@ -43,15 +51,17 @@ def dovecot_server() -> Iterator[dovecot.DovecotServer]:
     # tree to 0700, and Dovecot's unprivileged processes must traverse into the maildirs
     root = Path(tempfile.mkdtemp(prefix="crmbot-dovecot-"))
     root.chmod(0o755)
-    server = dovecot.start(root / "dovecot")
+    server = dovecot.start(root / "dovecot", oauth_introspection_url=oauth_server.introspection_url)
     yield server
     server.stop()
     shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def smtp_server(dovecot_server: dovecot.DovecotServer) -> Iterator[smtp.SmtpServer]:
-    server = smtp.start(dovecot_server.lmtp_port)
+def smtp_server(
+    dovecot_server: dovecot.DovecotServer, oauth_server: oauth.OAuthServer
+) -> Iterator[smtp.SmtpServer]:
+    server = smtp.start(dovecot_server.lmtp_port, oauth=oauth_server)
     yield server
     server.stop()
 
@@ -98,9 +108,11 @@ def account_config(box: Mailbox, **overrides: Any) -> dict[str, Any]:
     return config
 
 
-def channel_context(tmp_path: Path, media_limit: int = 20 * 1024 * 1024) -> ChannelContext:
+def channel_context(
+    tmp_path: Path, media_limit: int = 20 * 1024 * 1024, http: Any = None
+) -> ChannelContext:
     return ChannelContext(
-        http=cast(Any, None),  # the email adapter makes no HTTP calls
+        http=cast(Any, http),  # only OAuth token refreshes use HTTP
         state=MemoryState(),
         media=MediaStore(tmp_path / "media", max_bytes=media_limit),
         public_url="https://crm.example.test",

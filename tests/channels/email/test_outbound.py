@@ -174,3 +174,43 @@ def test_reply_headers_cap_long_reference_chains() -> None:
 )
 def test_reply_prefixes_are_stripped(subject: str) -> None:
     assert base_subject(subject) == "报价"
+
+
+def _thread_from(author: str, answer_to: str) -> dict[str, Any]:
+    thread = dict(THREAD["thread"])  # type: ignore[arg-type]
+    return {
+        "provider_message_id": THREAD["provider_message_id"],
+        "thread": {**thread, "from": author, "answer_to": answer_to},
+    }
+
+
+def test_reply_goes_to_the_answered_mails_reply_to_address() -> None:
+    msg = built(outbound(context={"reply_to": _thread_from("buyer@customer.test", "desk@c.test")}))
+
+    assert msg["To"] == "desk@c.test"
+    assert msg["Cc"] is None
+
+
+def test_reply_to_a_colleague_keeps_the_customer_in_cc() -> None:
+    context = {"reply_to": _thread_from("boss@customer.test", "boss@customer.test")}
+
+    msg = built(outbound(context=context))
+
+    assert msg["To"] == "boss@customer.test"
+    assert msg["Cc"] == "buyer@customer.test"
+
+
+def test_answer_address_that_is_our_own_mailbox_falls_back_to_the_recipient() -> None:
+    msg = built(outbound(context={"reply_to": _thread_from("x@c.test", "sales@example.com")}))
+
+    assert msg["To"] == "buyer@customer.test"
+
+
+def test_marketing_mail_starts_its_own_thread_to_the_cleared_recipient() -> None:
+    context = {"reply_to": _thread_from("boss@customer.test", "boss@customer.test")}
+
+    msg = built(outbound(purpose=Purpose.MARKETING, context=context))
+
+    assert msg["In-Reply-To"] is None and msg["References"] is None
+    assert msg["To"] == "buyer@customer.test"
+    assert msg["Cc"] is None
