@@ -83,6 +83,8 @@ def builtin_rules(settings: AutoReplySettings) -> list[Rule]:
 
 def scope_refusal(rule: Rule, facts: Facts) -> str | None:
     """Why `rule` may not answer here, or None."""
+    if rule.everywhere:
+        return None
     if not rule.channel_allowed(facts.channel_kind):
         return f"channel {facts.channel_kind} not in {sorted(rule.channel_kinds)}"
     if rule.account_ids and facts.account_id not in rule.account_ids:

@@ -19,9 +19,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-import ahocorasick
 import jieba
 
+from .automaton import WordAutomaton
 from .normalize import is_word_char, normalize
 from .templates import ReplyVariant
 
@@ -179,14 +179,14 @@ class FaqIndex:
         self._general_total = float(tok.total)
         # stopwords are in the automaton even when the index is empty: they are known
         # content (a greeting), not unknown content
-        automaton = ahocorasick.Automaton()
+        automaton: WordAutomaton[tuple[int, str, bool, bool]] = WordAutomaton()
         for word, term in surfaces.items():
             if term in self.idf:
-                automaton.add_word(word, _entry(word, term))
+                automaton.add(word, _entry(word, term))
         for word in STOPWORDS:
             if word not in surfaces:
-                automaton.add_word(word, _entry(word, ""))
-        automaton.make_automaton()
+                automaton.add(word, _entry(word, ""))
+        automaton.build()
         self._automaton = automaton
 
     def _bm25(self, docs: Sequence[Counter[str]]) -> list[dict[str, float]]:
@@ -240,7 +240,7 @@ class FaqIndex:
         found: list[tuple[int, int, str]] = []
         covered = multi = 0
         last = len(norm) - 1
-        for end, (length, term, left, right) in self._automaton.iter(norm):
+        for end, (length, term, left, right) in self._automaton.matches(norm):
             start = end - length + 1
             if (left and start > 0 and is_word_char(norm[start - 1])) or (
                 right and end < last and is_word_char(norm[end + 1])
