@@ -87,6 +87,11 @@ class _Tokenizer:
             return cls._instance
 
 
+def load_tokenizer() -> None:
+    """Load jieba's dictionary now (blocking, ~1 s) rather than at the first index build."""
+    _Tokenizer.get()
+
+
 def _is_content(word: str) -> bool:
     return any(ch.isalnum() for ch in word)
 
@@ -175,6 +180,20 @@ class FaqIndex:
         }
         self._answer_terms = [frozenset(c) for c in answer_terms]
         self._doc_terms = [frozenset(c) for c in doc_terms]
+        # entry → term → (answer weight, ((phrasing, weight), …)):
+        # scoring an entry costs one lookup per query term, not one per phrasing and term
+        by_entry: list[dict[str, tuple[float, list[tuple[int, float]]]]] = [
+            {term: (weight, []) for term, weight in answer.items()}
+            for answer in self._answer_weights
+        ]
+        for doc, weights in enumerate(self._doc_weights):
+            index = by_entry[self._doc_entry[doc]]
+            for term, weight in weights.items():
+                index.setdefault(term, (0.0, []))[1].append((doc, weight))
+        self._entry_index: list[dict[str, tuple[float, tuple[tuple[int, float], ...]]]] = [
+            {term: (aw, tuple(postings)) for term, (aw, postings) in index.items()}
+            for index in by_entry
+        ]
         self._general = tok.FREQ
         self._general_total = float(tok.total)
         # stopwords are in the automaton even when the index is empty: they are known
@@ -289,34 +308,55 @@ class FaqIndex:
         """Entries for the output of `query_terms`, most confident first."""
         if not terms:
             return []
-        scored: list[tuple[float, float, int, int]] = []  # total, phrasing score, entry, doc
-        query = list(terms)
-        for entry in self._shortlist(query):
-            best_score, best = 0.0, -1
-            for doc in self._entry_docs[entry]:
-                weights = self._doc_weights[doc]
-                score = 0.0
-                for term in query:
-                    if term in weights:
-                        score += weights[term]
-                if score > best_score:
-                    best_score, best = score, doc
-            answer = self._answer_weights[entry]
-            answer_score = 0.0
-            for term in query:
-                if term in answer:
-                    answer_score += answer[term]
-            scored.append((best_score + ANSWER_WEIGHT * answer_score, best_score, entry, best))
-        scored.sort(reverse=True)
         query_mass = sum(terms.values()) + unknown_mass
-        rescored = sorted(
-            (
-                (self._confidence(terms, query_mass, phrasing, entry, doc), total, entry, doc)
-                for total, phrasing, entry, doc in scored[: max(RERANK, limit * 3)]
-            ),
-            key=lambda item: (-item[0], -item[1]),
-        )
-        return [self._match(terms, *item) for item in rescored[:limit]]
+        entry_index = self._entry_index
+        doc_terms = self._doc_terms
+        self_score = self._self_score
+        # (total, phrasing score, entry, doc, confidence)
+        scored: list[tuple[float, float, int, int, float]] = []
+        for entry in self._shortlist(list(terms)):
+            index = entry_index[entry]
+            doc_scores: dict[int, float] = {}
+            answer_score = 0.0
+            present: list[tuple[str, bool]] = []  # (term, in one of the phrasings)
+            for term in terms:
+                hit = index.get(term)
+                if hit is None:
+                    continue
+                answer_weight, postings = hit
+                answer_score += answer_weight
+                present.append((term, bool(postings)))
+                for doc, weight in postings:
+                    doc_scores[doc] = doc_scores.get(doc, 0.0) + weight
+            best_score, best = 0.0, -1
+            for doc, score in doc_scores.items():  # ties: the earlier phrasing
+                if score > best_score or (score == best_score and doc < best):
+                    best_score, best = score, doc
+            own = doc_terms[best] if best >= 0 else frozenset()
+            covered = 0.0
+            for term, phrased in present:
+                if term in own:
+                    covered += terms[term] * COVER_SAME
+                elif phrased:
+                    covered += terms[term] * COVER_SIBLING
+                else:
+                    covered += terms[term] * COVER_ANSWER
+            # how much of the question this entry explains, scaled by how much of its
+            # best phrasing the question says: both must be high to answer
+            doc_cover = best_score / self_score[best] if best >= 0 else 0.0
+            confidence = (covered / query_mass) * (
+                DOC_COVER_BASE + (1 - DOC_COVER_BASE) * doc_cover
+            )
+            scored.append(
+                (best_score + ANSWER_WEIGHT * answer_score, best_score, entry, best, confidence)
+            )
+        # BM25 picks the few worth reranking, confidence orders them
+        scored.sort(reverse=True)
+        rescored = sorted(scored[: max(RERANK, limit * 3)], key=lambda item: (-item[4], -item[0]))
+        return [
+            self._match(terms, confidence, total, entry, doc)
+            for total, _phrasing, entry, doc, confidence in rescored[:limit]
+        ]
 
     def _shortlist(self, terms: Sequence[str]) -> list[int]:
         """Entries worth scoring in full: BM25 over the query's rarer terms only.
@@ -337,26 +377,6 @@ class FaqIndex:
         if len(partial) <= SHORTLIST:
             return list(partial)
         return heapq.nlargest(SHORTLIST, partial, key=partial.__getitem__)
-
-    def _confidence(
-        self, terms: Mapping[str, float], query_mass: float, phrasing: float, entry: int, doc: int
-    ) -> float:
-        """How much of the question this entry explains, scaled by how much of its best
-        phrasing the question says: both must be high to answer."""
-        own = self._doc_terms[doc] if doc >= 0 else frozenset()
-        siblings = self._entry_terms[entry]
-        answer = self._answer_terms[entry]
-        covered = 0.0
-        for term, idf in terms.items():
-            if term in own:
-                covered += idf * COVER_SAME
-            elif term in siblings:
-                covered += idf * COVER_SIBLING
-            elif term in answer:
-                covered += idf * COVER_ANSWER
-        query_cover = covered / query_mass
-        doc_cover = phrasing / self._self_score[doc] if doc >= 0 else 0.0
-        return query_cover * (DOC_COVER_BASE + (1 - DOC_COVER_BASE) * doc_cover)
 
     def _match(
         self, terms: Mapping[str, float], confidence: float, total: float, entry: int, doc: int
