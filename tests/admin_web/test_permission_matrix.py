@@ -146,6 +146,9 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/autoreply/rules/{id}/delete"): MANAGERS,
     ("POST", "/autoreply/faq/{id}/delete"): MANAGERS,
     ("POST", "/autoreply/terms/{id}/delete"): MANAGERS,
+    # auto-reply: business hours and lifecycle messages per account
+    ("GET", "/autoreply/hours"): MANAGERS,
+    ("POST", "/autoreply/hours"): MANAGERS,
 }
 # One route, several actions with their own roles: each action is called separately and
 # must be allowed for the roles named here (a subset of the route's roles).
