@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 import logging
 import math
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,6 +34,7 @@ _STOPWORD_TEXT = (
     "得 地 着 过 个 下 去 来 到 对 吧 啦 呗 哎 喂 那么 这么 怎么样 好的 不"
 )
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+_CONTENT = re.compile(r"[^\W_]+")  # runs of str.isalnum() characters
 K1 = 1.2
 B = 0.75
 RERANK = 5  # BM25 picks this many entries, confidence orders them
@@ -180,7 +182,7 @@ class FaqIndex:
         }
         self._answer_terms = [frozenset(c) for c in answer_terms]
         self._doc_terms = [frozenset(c) for c in doc_terms]
-        # entry → term → (answer weight, ((phrasing, weight), …)):
+        # entry → term → (answer weight, ((phrasing, weight), …), best phrasing, its weight):
         # scoring an entry costs one lookup per query term, not one per phrasing and term
         by_entry: list[dict[str, tuple[float, list[tuple[int, float]]]]] = [
             {term: (weight, []) for term, weight in answer.items()}
@@ -190,12 +192,15 @@ class FaqIndex:
             index = by_entry[self._doc_entry[doc]]
             for term, weight in weights.items():
                 index.setdefault(term, (0.0, []))[1].append((doc, weight))
-        self._entry_index: list[dict[str, tuple[float, tuple[tuple[int, float], ...]]]] = [
-            {term: (aw, tuple(postings)) for term, (aw, postings) in index.items()}
+        self._entry_index: list[dict[str, _EntryTerm]] = [
+            {term: _entry_term(aw, postings) for term, (aw, postings) in index.items()}
             for index in by_entry
         ]
         self._general = tok.FREQ
         self._general_total = float(tok.total)
+        # dictionary word → its unknown-content weight, filled as words are met: at most
+        # one entry per word of jieba's dictionary (and per character outside it)
+        self._unknown_word_weight: dict[str, float] = {}
         # stopwords are in the automaton even when the index is empty: they are known
         # content (a greeting), not unknown content
         automaton: WordAutomaton[tuple[int, str, bool, bool]] = WordAutomaton()
@@ -231,15 +236,19 @@ class FaqIndex:
         mass = 0.0
         i = 0
         freq = self._general
+        weights = self._unknown_word_weight
         while i < len(span):
             for size in (4, 3, 2, 1):
                 word = span[i : i + size]
                 if len(word) == size and (size == 1 or freq.get(word, 0) > 0):
                     break
-            f = freq.get(word, 0)
-            general_idf = math.log(self._general_total / f) if f > 0 else UNSEEN_GENERAL_IDF
-            rarity = (general_idf - GENERAL_IDF_FLOOR) / GENERAL_IDF_SPAN
-            mass += self.max_idf * min(1.0, max(UNKNOWN_MIN, rarity))
+            weight = weights.get(word)
+            if weight is None:
+                f = freq.get(word, 0)
+                general_idf = math.log(self._general_total / f) if f > 0 else UNSEEN_GENERAL_IDF
+                rarity = (general_idf - GENERAL_IDF_FLOOR) / GENERAL_IDF_SPAN
+                weight = weights[word] = self.max_idf * min(1.0, max(UNKNOWN_MIN, rarity))
+            mass += weight
             i += len(word)
         return mass
 
@@ -283,14 +292,15 @@ class FaqIndex:
             if term:
                 terms[term] = self.idf[term]
         unknown = 0.0
-        run_start = -1
-        for i, ch in enumerate(norm + " "):
-            if ch.isalnum() and not (covered >> i) & 1:
-                if run_start < 0:
-                    run_start = i
-            elif run_start >= 0:
-                unknown += self._unknown_weight(norm[run_start:i])
-                run_start = -1
+        for content in _CONTENT.finditer(norm):
+            start, end = content.span()
+            gaps = ~(covered >> start) & ((1 << (end - start)) - 1)  # uncovered characters
+            while gaps:
+                low = (gaps & -gaps).bit_length() - 1
+                run = gaps >> low
+                size = (~run & (run + 1)).bit_length() - 1  # uncovered characters in a row
+                unknown += self._unknown_weight(norm[start + low : start + low + size])
+                gaps &= ~(((1 << size) - 1) << low)
         return terms, unknown
 
     def is_small_talk(self, text: str) -> bool:
@@ -316,31 +326,32 @@ class FaqIndex:
         scored: list[tuple[float, float, int, int, float]] = []
         for entry in self._shortlist(list(terms)):
             index = entry_index[entry]
-            doc_scores: dict[int, float] = {}
-            answer_score = 0.0
-            present: list[tuple[str, bool]] = []  # (term, in one of the phrasings)
-            for term in terms:
-                hit = index.get(term)
-                if hit is None:
-                    continue
-                answer_weight, postings = hit
-                answer_score += answer_weight
-                present.append((term, bool(postings)))
-                for doc, weight in postings:
-                    doc_scores[doc] = doc_scores.get(doc, 0.0) + weight
-            best_score, best = 0.0, -1
-            for doc, score in doc_scores.items():  # ties: the earlier phrasing
-                if score > best_score or (score == best_score and doc < best):
-                    best_score, best = score, doc
-            own = doc_terms[best] if best >= 0 else frozenset()
-            covered = 0.0
-            for term, phrased in present:
-                if term in own:
-                    covered += terms[term] * COVER_SAME
-                elif phrased:
-                    covered += terms[term] * COVER_SIBLING
-                else:
-                    covered += terms[term] * COVER_ANSWER
+            present = [(term, hit) for term in terms if (hit := index.get(term)) is not None]
+            if len(present) == 1:
+                # the common case (one query term in this entry): its best phrasing and
+                # weight were found at build time
+                term, (answer_score, postings, best, best_score) = present[0]
+                covered = terms[term] * (COVER_SAME if postings else COVER_ANSWER)
+            else:
+                doc_scores: dict[int, float] = {}
+                answer_score = 0.0
+                for _term, (answer_weight, postings, _best, _weight) in present:
+                    answer_score += answer_weight
+                    for doc, weight in postings:
+                        doc_scores[doc] = doc_scores.get(doc, 0.0) + weight
+                best_score, best = 0.0, -1
+                for doc, score in doc_scores.items():  # ties: the earlier phrasing
+                    if score > best_score or (score == best_score and doc < best):
+                        best_score, best = score, doc
+                own = doc_terms[best] if best >= 0 else frozenset()
+                covered = 0.0
+                for term, (_aw, postings, _best, _weight) in present:
+                    if term in own:
+                        covered += terms[term] * COVER_SAME
+                    elif postings:
+                        covered += terms[term] * COVER_SIBLING
+                    else:
+                        covered += terms[term] * COVER_ANSWER
             # how much of the question this entry explains, scaled by how much of its
             # best phrasing the question says: both must be high to answer
             doc_cover = best_score / self_score[best] if best >= 0 else 0.0
@@ -389,6 +400,18 @@ class FaqIndex:
             confidence=round(confidence, 4),
             matched_terms=tuple(sorted(shared)),
         )
+
+
+# (answer weight, ((phrasing, weight), …), best phrasing or -1, its weight)
+_EntryTerm = tuple[float, tuple[tuple[int, float], ...], int, float]
+
+
+def _entry_term(answer_weight: float, postings: list[tuple[int, float]]) -> _EntryTerm:
+    best, best_weight = -1, 0.0
+    for doc, weight in postings:  # in phrasing order: ties keep the earlier phrasing
+        if weight > best_weight:
+            best, best_weight = doc, weight
+    return (answer_weight, tuple(postings), best, best_weight)
 
 
 def _entry(word: str, term: str) -> tuple[int, str, bool, bool]:
