@@ -52,6 +52,10 @@ DOC_COVER_BASE = 0.5  # confidence = query cover × (base + (1 - base) × phrasi
 
 log = logging.getLogger(__name__)
 
+Unknown = tuple[tuple[str, float], ...]  # words no index term covers, with their mass
+# (answer weight, ((phrasing, weight), …), best phrasing or -1, its weight)
+_EntryTerm = tuple[float, tuple[tuple[int, float], ...], int, float]
+
 
 @dataclass(frozen=True)
 class FaqDoc:
@@ -230,10 +234,9 @@ class FaqIndex:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def _unknown_weight(self, span: str) -> float:
-        """Idf mass of text no index term covers: forward maximum matching on jieba's
-        general dictionary, each word weighted by its general rarity."""
-        mass = 0.0
+    def _unknown_words(self, span: str, out: list[tuple[str, float]]) -> None:
+        """Words of text no index term covers, with their idf mass: forward maximum
+        matching on jieba's general dictionary, each word weighted by its general rarity."""
         i = 0
         freq = self._general
         weights = self._unknown_word_weight
@@ -248,9 +251,8 @@ class FaqIndex:
                 general_idf = math.log(self._general_total / f) if f > 0 else UNSEEN_GENERAL_IDF
                 rarity = (general_idf - GENERAL_IDF_FLOOR) / GENERAL_IDF_SPAN
                 weight = weights[word] = self.max_idf * min(1.0, max(UNKNOWN_MIN, rarity))
-            mass += weight
+            out.append((word, weight))
             i += len(word)
-        return mass
 
     def _inside_general_word(self, norm: str, pos: int) -> bool:
         """Whether the character at `pos` belongs to a 2–3 character dictionary word."""
@@ -262,9 +264,9 @@ class FaqIndex:
                     return True
         return False
 
-    def query_terms(self, norm: str) -> tuple[dict[str, float], float]:
-        """The index terms in `norm` (a `normalize`d text) as term → idf, and the idf
-        mass of the content no term covers."""
+    def query_terms(self, norm: str) -> tuple[dict[str, float], Unknown]:
+        """The index terms in `norm` (a `normalize`d text) as term → idf, and the words
+        of the content no term covers with their idf mass."""
         found: list[tuple[int, int, str]] = []
         covered = multi = 0
         last = len(norm) - 1
@@ -291,7 +293,7 @@ class FaqIndex:
                     continue
             if term:
                 terms[term] = self.idf[term]
-        unknown = 0.0
+        unknown: list[tuple[str, float]] = []
         for content in _CONTENT.finditer(norm):
             start, end = content.span()
             gaps = ~(covered >> start) & ((1 << (end - start)) - 1)  # uncovered characters
@@ -299,26 +301,24 @@ class FaqIndex:
                 low = (gaps & -gaps).bit_length() - 1
                 run = gaps >> low
                 size = (~run & (run + 1)).bit_length() - 1  # uncovered characters in a row
-                unknown += self._unknown_weight(norm[start + low : start + low + size])
+                self._unknown_words(norm[start + low : start + low + size], unknown)
                 gaps &= ~(((1 << size) - 1) << low)
-        return terms, unknown
+        return terms, tuple(unknown)
 
     def is_small_talk(self, text: str) -> bool:
         """True when the text holds no index term and no unknown content."""
         terms, unknown = self.query_terms(normalize(text))
-        return not terms and unknown == 0.0
+        return not terms and not unknown
 
     def search(self, text: str, limit: int = 1) -> list[FaqMatch]:
         """Best entries for `text`, most confident first (one per entry)."""
         return self.rank(*self.query_terms(normalize(text)), limit=limit)
 
-    def rank(
-        self, terms: Mapping[str, float], unknown_mass: float, limit: int = 1
-    ) -> list[FaqMatch]:
+    def rank(self, terms: Mapping[str, float], unknown: Unknown, limit: int = 1) -> list[FaqMatch]:
         """Entries for the output of `query_terms`, most confident first."""
         if not terms:
             return []
-        query_mass = sum(terms.values()) + unknown_mass
+        query_mass = sum(terms.values()) + sum(weight for _word, weight in unknown)
         entry_index = self._entry_index
         doc_terms = self._doc_terms
         self_score = self._self_score
@@ -400,10 +400,6 @@ class FaqIndex:
             confidence=round(confidence, 4),
             matched_terms=tuple(sorted(shared)),
         )
-
-
-# (answer weight, ((phrasing, weight), …), best phrasing or -1, its weight)
-_EntryTerm = tuple[float, tuple[tuple[int, float], ...], int, float]
 
 
 def _entry_term(answer_weight: float, postings: list[tuple[int, float]]) -> _EntryTerm:
