@@ -48,6 +48,7 @@ GENERAL_IDF_FLOOR, GENERAL_IDF_SPAN, UNKNOWN_MIN = 6.0, 8.0, 0.1
 UNSEEN_GENERAL_IDF = 16.0
 COMMON_POSTINGS = 32  # entries a term may appear in and still generate candidates
 SHORTLIST = 24  # entries scored in full per query
+CHARACTER_CREDIT = 0.5  # see FaqIndex._character_credit
 DOC_COVER_BASE = 0.5  # confidence = query cover × (base + (1 - base) × phrasing cover)
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,15 @@ class FaqIndex:
             for term, per_entry in bounds.items()
         }
         self._answer_terms = [frozenset(c) for c in answer_terms]
+        self._entry_chars = [
+            frozenset(
+                ch
+                for text in (entry.question, *entry.alternatives, entry.reply.text)
+                for ch in normalize(text)
+                if ch.isalnum()
+            )
+            for entry in self.entries
+        ]
         self._doc_terms = [frozenset(c) for c in doc_terms]
         # entry → term → (answer weight, ((phrasing, weight), …), best phrasing, its weight):
         # scoring an entry costs one lookup per query term, not one per phrasing and term
@@ -322,8 +332,8 @@ class FaqIndex:
         entry_index = self._entry_index
         doc_terms = self._doc_terms
         self_score = self._self_score
-        # (total, phrasing score, entry, doc, confidence)
-        scored: list[tuple[float, float, int, int, float]] = []
+        # (total, phrasing score, entry, doc, covered mass, phrasing-cover factor)
+        scored: list[tuple[float, float, int, int, float, float]] = []
         for entry in self._shortlist(list(terms)):
             index = entry_index[entry]
             present = [(term, hit) for term in terms if (hit := index.get(term)) is not None]
@@ -355,19 +365,51 @@ class FaqIndex:
             # how much of the question this entry explains, scaled by how much of its
             # best phrasing the question says: both must be high to answer
             doc_cover = best_score / self_score[best] if best >= 0 else 0.0
-            confidence = (covered / query_mass) * (
-                DOC_COVER_BASE + (1 - DOC_COVER_BASE) * doc_cover
-            )
             scored.append(
-                (best_score + ANSWER_WEIGHT * answer_score, best_score, entry, best, confidence)
+                (
+                    best_score + ANSWER_WEIGHT * answer_score,
+                    best_score,
+                    entry,
+                    best,
+                    covered,
+                    DOC_COVER_BASE + (1 - DOC_COVER_BASE) * doc_cover,
+                )
             )
         # BM25 picks the few worth reranking, confidence orders them
         scored.sort(reverse=True)
-        rescored = sorted(scored[: max(RERANK, limit * 3)], key=lambda item: (-item[4], -item[0]))
-        return [
-            self._match(terms, confidence, total, entry, doc)
-            for total, _phrasing, entry, doc, confidence in rescored[:limit]
-        ]
+        rescored = sorted(
+            (
+                (
+                    (covered + self._character_credit(unknown, entry)) / query_mass * factor,
+                    total,
+                    entry,
+                    doc,
+                )
+                for total, _phrasing, entry, doc, covered, factor in scored[
+                    : max(RERANK, limit * 3)
+                ]
+            ),
+            key=lambda item: (-item[0], -item[1]),
+        )
+        return [self._match(terms, *item) for item in rescored[:limit]]
+
+    def _character_credit(self, unknown: Unknown, entry: int) -> float:
+        """Part of the uncovered mass the entry explains character by character.
+
+        Word matching misses Chinese words that share characters without sharing a
+        segmentation (换 / 换货, 付完款 / 付款后, 收不收费 / 收费): each uncovered word
+        counts for CHARACTER_CREDIT of its mass times the share of its characters found
+        in the entry's phrasings or answer.
+        """
+        if not unknown:
+            return 0.0
+        chars = self._entry_chars[entry]
+        credit = 0.0
+        for word, weight in unknown:
+            shared = sum(1 for ch in word if ch in chars)
+            if shared:
+                credit += weight * CHARACTER_CREDIT * shared / len(word)
+        return credit
 
     def _shortlist(self, terms: Sequence[str]) -> list[int]:
         """Entries worth scoring in full: BM25 over the query's rarer terms only.
