@@ -14,19 +14,18 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .engine import Engine
 from .faq import FaqDoc, FaqIndex, load_tokenizer
 from .lifecycle import AccountProfile
-from .rules import Rule
 from .settings import AutoReplySettings
 from .store import (
     ACCOUNTS,
     FAQ,
     RULES,
+    CompiledRules,
     RuleRow,
     compile_rule_rows,
     load_accounts,
@@ -34,8 +33,6 @@ from .store import (
     load_rule_rows,
     read_versions,
 )
-
-CompiledRules = dict[int, tuple[datetime | None, Rule]]
 
 log = logging.getLogger(__name__)
 

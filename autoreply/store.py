@@ -6,7 +6,6 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Text, select, type_coerce
@@ -32,7 +31,6 @@ INDEXES = (RULES, FAQ, ACCOUNTS)
 # a 10,000-rule rebuild went into building and tracking KeywordRule instances)
 _RULE_COLUMNS = (
     KeywordRule.id,
-    KeywordRule.updated_at,
     KeywordRule.match,
     KeywordRule.keywords,
     KeywordRule.priority,
@@ -46,7 +44,7 @@ _RULE_COLUMNS = (
     KeywordRule.tag_ids,
     KeywordRule.time_window,
 )
-_RULE_FIELDS = tuple(c.key for c in _RULE_COLUMNS[2:])
+_RULE_FIELDS = tuple(c.key for c in _RULE_COLUMNS[1:])
 _JSON_FIELDS = frozenset(
     ("keywords", "replies", "channel_kinds", "account_ids", "tag_ids", "time_window")
 )
@@ -64,7 +62,6 @@ class RuleRow:
     JSON ones still encoded."""
 
     id: int
-    updated_at: datetime | None
     fields: Mapping[str, Any]
 
 
@@ -76,20 +73,24 @@ def rule_of(row: KeywordRule) -> Rule:
 async def load_rule_rows(session: AsyncSession) -> list[RuleRow]:
     """Every enabled rule in one query, as plain values (validated later, off the loop)."""
     rows = await session.execute(select(*_RULE_SELECT).where(KeywordRule.enabled.is_(True)))
-    return [RuleRow(row[0], row[1], dict(zip(_RULE_FIELDS, row[2:], strict=True))) for row in rows]
+    return [RuleRow(row[0], dict(zip(_RULE_FIELDS, row[1:], strict=True))) for row in rows]
+
+
+CompiledRules = dict[int, tuple[Mapping[str, Any], Rule]]  # id → (stored fields, rule)
 
 
 def compile_rule_rows(
-    rows: Sequence[RuleRow], previous: Mapping[int, tuple[datetime | None, Rule]] | None = None
-) -> dict[int, tuple[datetime | None, Rule]]:
-    """Validate rows into rules, reusing `previous` ones whose row did not change since
-    (an edit revalidates one rule, not 10,000). A row that no longer validates is
-    skipped and logged, not fatal."""
+    rows: Sequence[RuleRow], previous: CompiledRules | None = None
+) -> CompiledRules:
+    """Validate rows into rules, reusing `previous` ones whose stored fields are equal
+    (an edit revalidates one rule, not 10,000; comparing the fields themselves, not
+    `updated_at`, also catches a row changed by hand). A row that no longer validates
+    is skipped and logged, not fatal."""
     previous = previous or {}
-    compiled: dict[int, tuple[datetime | None, Rule]] = {}
+    compiled: CompiledRules = {}
     for row in rows:
         known = previous.get(row.id)
-        if known is not None and row.updated_at is not None and known[0] == row.updated_at:
+        if known is not None and known[0] == row.fields:
             compiled[row.id] = known
             continue
         try:
@@ -97,7 +98,7 @@ def compile_rule_rows(
                 key: json.loads(value) if key in _JSON_FIELDS and isinstance(value, str) else value
                 for key, value in row.fields.items()
             }
-            compiled[row.id] = (row.updated_at, rule_from_fields(id=row.id, **fields))
+            compiled[row.id] = (row.fields, rule_from_fields(id=row.id, **fields))
         except (InvalidRule, ValueError) as exc:  # ValueError: stored JSON unreadable
             log.warning("autoreply rule %s skipped: %s", row.id, exc)
     return compiled
