@@ -5,8 +5,10 @@ every salesperson may try a message to see what the bot would answer."""
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from collections.abc import Mapping
+from datetime import date, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,10 +25,12 @@ from autoreply.faq_transfer import (
     to_csv,
     to_xlsx,
 )
+from autoreply.hours import BusinessHours
 from autoreply.models import FaqEntry, KeywordRule
 from autoreply.rules import InvalidRule
 from autoreply.settings import AutoReplySettings
 from autoreply.templates import VARIABLES
+from conversations.db import utcnow
 from conversations.models import ChannelAccount
 
 from .deps import DEPS_KEY
@@ -85,6 +89,105 @@ def rule_data(form: Mapping[str, Any], account_ids: list[int]) -> dict[str, Any]
         "tag_ids": _ints(form.get("tag_ids")),
         "time_window": window,
         "enabled": form.get("enabled") == "on",
+    }
+
+
+WEEKDAYS = range(7)  # Monday = 0, as stored in weekly_hours
+MAX_DATE_RANGE = 366  # a holiday range longer than a year is a typo
+COMMON_TIMEZONES = (
+    "Asia/Shanghai",
+    "Asia/Hong_Kong",
+    "Asia/Taipei",
+    "Asia/Singapore",
+    "Asia/Tokyo",
+    "Europe/London",
+    "Europe/Berlin",
+    "America/New_York",
+    "America/Los_Angeles",
+    "UTC",
+)
+
+
+def spans_text(spans: list[Any]) -> str:
+    """Stored spans [["09:00", "12:00"], …] as the editor shows them: 09:00-12:00, …"""
+    return ", ".join(f"{start}-{end}" for start, end in spans)
+
+
+_HH_MM = re.compile(r"(\d{1,2})[:：](\d{2})")
+
+
+def _clock_time(text: str) -> time:
+    """A clock time typed as 9:00, 09:00 or 9：00 (full-width colon); raises ValueError."""
+    found = _HH_MM.fullmatch(text.strip())
+    if found is None:
+        raise ValueError(text)
+    return time(int(found.group(1)), int(found.group(2)))
+
+
+def parse_spans(text: str, day_label: str) -> list[list[str]]:
+    """Spans as typed (09:00-12:00, 13:30-18:00) → [["09:00", "12:00"], ["13:30", "18:00"]]."""
+    spans: list[list[str]] = []
+    for part in text.replace("，", ",").replace("；", ",").replace(";", ",").split(","):
+        part = part.strip().replace("–", "-").replace("~", "-").replace("～", "-")
+        if not part:
+            continue
+        start, sep, end = part.partition("-")
+        try:
+            if not sep:
+                raise ValueError(part)
+            times = [_clock_time(v) for v in (start, end)]
+        except ValueError:
+            raise InvalidRule([f"{day_label}: {part!r} is not HH:MM-HH:MM"]) from None
+        spans.append([t.strftime("%H:%M") for t in times])
+    return sorted(spans)
+
+
+def parse_dates(text: str, label: str) -> list[str]:
+    """One date or range per line ("2026-10-01" or "2026-10-01..2026-10-07") → ISO dates."""
+    found: set[date] = set()
+    for line in _lines(text.replace(",", "\n").replace("，", "\n")):
+        first, sep, last = line.replace("～", "..").replace("~", "..").partition("..")
+        try:
+            start = date.fromisoformat(first.strip())
+            end = date.fromisoformat(last.strip()) if sep else start
+        except ValueError:
+            raise InvalidRule([f"{label}: {line!r} is not a date (YYYY-MM-DD)"]) from None
+        if not 0 <= (end - start).days < MAX_DATE_RANGE:
+            raise InvalidRule([f"{label}: {line!r} is not a range of at most a year"])
+        found.update(start + timedelta(days=n) for n in range((end - start).days + 1))
+    return [d.isoformat() for d in sorted(found)]
+
+
+def hours_data(form: Mapping[str, Any]) -> dict[str, Any]:
+    """Account settings from the business-hours form (validated again by the service)."""
+    problems: list[str] = []
+    weekly: dict[str, list[list[str]]] = {}
+    for day in WEEKDAYS:
+        try:
+            spans = parse_spans(str(form.get(f"day{day}", "")), f"day {day + 1}")
+        except InvalidRule as exc:
+            problems += exc.problems
+            continue
+        if spans:
+            weekly[str(day)] = spans
+    dates: dict[str, list[str]] = {}
+    for name in ("holidays", "workdays"):
+        try:
+            dates[name] = parse_dates(str(form.get(name, "")), name)
+        except InvalidRule as exc:
+            problems += exc.problems
+    if not problems and (both := set(dates["holidays"]) & set(dates["workdays"])):
+        problems.append(f"both a holiday and a working day: {', '.join(sorted(both))}")
+    if problems:
+        raise InvalidRule(problems)
+    return {
+        "timezone": str(form.get("timezone", "")).strip() or "Asia/Shanghai",
+        "weekly_hours": weekly,
+        "holidays": dates["holidays"],
+        "workdays": dates["workdays"],
+        "welcome_text": str(form.get("welcome_text", "")).strip(),
+        "away_text": str(form.get("away_text", "")).strip(),
+        "handoff_text": str(form.get("handoff_text", "")).strip(),
     }
 
 
@@ -379,6 +482,95 @@ def build_routes(settings: AutoReplySettings) -> web.RouteTableDef:
         if result is None:
             raise web.HTTPBadRequest(text="text is required")
         return web.json_response(result, dumps=lambda v: json.dumps(v, ensure_ascii=False))
+
+    async def hours_form(
+        request: web.Request,
+        account: ChannelAccount,
+        account_list: list[ChannelAccount],
+        values: Mapping[str, Any],
+        problems: list[str],
+    ) -> web.Response:
+        open_now: bool | None = None
+        if not problems:
+            hours = BusinessHours.from_json(
+                values["timezone"], values["weekly_hours"], values["holidays"], values["workdays"]
+            )
+            open_now = hours.is_open(utcnow()) if hours.configured else None
+        raw: Mapping[str, str] = values.get("raw") or {}
+
+        def lines(value: object) -> str:
+            return "\n".join(map(str, value)) if isinstance(value, list) else str(value)
+
+        return await render(
+            request,
+            "autoreply/hours.html",
+            {
+                "account": account,
+                "accounts": account_list,
+                "values": values,
+                "days": [
+                    (
+                        day,
+                        raw[f"day{day}"]
+                        if raw
+                        else spans_text(values["weekly_hours"].get(str(day), [])),
+                    )
+                    for day in WEEKDAYS
+                ],
+                "holidays": lines(values["holidays"]),
+                "workdays": lines(values["workdays"]),
+                "timezones": COMMON_TIMEZONES,
+                "defaults": settings,
+                "problems": problems,
+                "open_now": open_now,
+                "saved": request.query.get("saved"),
+            },
+            status=400 if problems else 200,
+        )
+
+    def chosen_account(account_list: list[ChannelAccount], raw_id: object) -> ChannelAccount | None:
+        text = str(raw_id or "")
+        if not text:
+            return account_list[0] if account_list else None
+        return next((a for a in account_list if str(a.id) == text), None)
+
+    @routes.get("/autoreply/hours")
+    @allow(MANAGERS)
+    async def hours_page(request: web.Request) -> web.Response:
+        account_list = await accounts(request)
+        account = chosen_account(account_list, request.query.get("account"))
+        if account is None:
+            if request.query.get("account"):
+                raise web.HTTPNotFound()
+            return await render(request, "autoreply/hours.html", {"account": None})
+        async with request.app[DEPS_KEY].db.reading() as s:
+            row = await service.get_account_settings(s, account.id)
+        values = {f: getattr(row, f) for f in service.ACCOUNT_FIELDS}
+        return await hours_form(request, account, account_list, values, [])
+
+    @routes.post("/autoreply/hours")
+    @allow(MANAGERS)
+    async def save_hours(request: web.Request) -> web.Response:
+        form = await request.post()
+        account_list = await accounts(request)
+        if not str(form.get("account", "")).isdigit():
+            raise web.HTTPBadRequest(text="account is required")
+        account = chosen_account(account_list, form.get("account"))
+        if account is None:
+            raise web.HTTPNotFound()
+        try:
+            data = hours_data(form)
+            async with request.app[DEPS_KEY].db.transaction() as s:
+                await service.save_account_settings(
+                    s, account.id, data, actor_id=viewer_of(request).staff_id
+                )
+        except InvalidRule as exc:
+            # show what was typed, not what is stored, beside the problems
+            typed: dict[str, Any] = {f: str(form.get(f, "")) for f in service.ACCOUNT_FIELDS}
+            typed["raw"] = {f"day{d}": str(form.get(f"day{d}", "")) for d in WEEKDAYS}
+            return await hours_form(request, account, account_list, typed, exc.problems)
+        cache.invalidate()
+        raise web.HTTPFound(f"/autoreply/hours?{urlencode({'account': account.id, 'saved': 1})}")
 
     @routes.get("/autoreply/hits")
     @allow(MANAGERS)

@@ -12,17 +12,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .engine import Engine
-from .faq import FaqIndex
+from .faq import FaqDoc, FaqIndex, load_tokenizer
 from .lifecycle import AccountProfile
-from .rules import Rule
 from .settings import AutoReplySettings
-from .store import ACCOUNTS, FAQ, RULES, load_accounts, load_faq, load_rules, read_versions
+from .store import (
+    ACCOUNTS,
+    FAQ,
+    RULES,
+    CompiledRules,
+    RuleRow,
+    compile_rule_rows,
+    load_accounts,
+    load_faq,
+    load_rule_rows,
+    read_versions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +54,15 @@ class EngineCache:
         self.settings = settings
         self._clock = clock
         self._snapshot: Snapshot | None = None
-        self._rules: list[Rule] = []
+        self._rules: CompiledRules = {}
         self._checked_at = float("-inf")
         self._lock = asyncio.Lock()
         self.rebuilds = 0
+
+    async def warm_up(self) -> None:
+        """Load jieba's dictionary (~1 s) in a thread: call at worker start, so the
+        first rebuild does not pay for it."""
+        await asyncio.to_thread(load_tokenizer)
 
     def invalidate(self) -> None:
         """Read the version row on the next call (this process just edited rules)."""
@@ -82,23 +97,37 @@ class EngineCache:
         stale = {
             name for name in versions if old is None or old.versions.get(name) != versions[name]
         }
-        if RULES in stale:
-            self._rules = await load_rules(session)
-        faq = old.engine.faq if old is not None else None
-        if FAQ in stale or faq is None:
-            entries, synonyms = await load_faq(session)
-            # jieba and the automata are CPU work: off the event loop
-            faq = await asyncio.to_thread(FaqIndex, entries, synonyms)
+        # the loop only reads (one query per table); validating, jieba and the automata
+        # are CPU work done in a thread while the old snapshot keeps answering
+        rule_rows = await load_rule_rows(session) if RULES in stale or old is None else None
+        faq_source = await load_faq(session) if FAQ in stale or old is None else None
         accounts = (
             await load_accounts(session) if ACCOUNTS in stale or old is None else old.accounts
         )
-        engine = await asyncio.to_thread(Engine.build, self._rules, faq, self.settings)
+        rules, engine = await asyncio.to_thread(
+            self._build, rule_rows, faq_source, old.engine.faq if old is not None else None
+        )
+        self._rules = rules  # only after a successful build
         self.rebuilds += 1
         log.info(
             "autoreply index rebuilt: %d rules, %d faq entries, %s in %.3f s",
-            len(self._rules),
-            len(faq),
+            len(rules),
+            len(engine.faq),
             sorted(stale),
             time.perf_counter() - started,
         )
         return Snapshot(engine=engine, accounts=accounts, versions=dict(versions))
+
+    def _build(
+        self,
+        rule_rows: Sequence[RuleRow] | None,
+        faq_source: tuple[list[FaqDoc], dict[str, list[str]]] | None,
+        faq: FaqIndex | None,
+    ) -> tuple[CompiledRules, Engine]:
+        """The new engine (runs in a worker thread); unchanged parts are reused."""
+        rules = self._rules if rule_rows is None else compile_rule_rows(rule_rows, self._rules)
+        if faq_source is not None or faq is None:
+            entries, synonyms = faq_source or ([], {})
+            faq = FaqIndex(entries, synonyms)
+        engine = Engine.build([rule for _at, rule in rules.values()], faq, self.settings)
+        return rules, engine

@@ -83,6 +83,8 @@ def builtin_rules(settings: AutoReplySettings) -> list[Rule]:
 
 def scope_refusal(rule: Rule, facts: Facts) -> str | None:
     """Why `rule` may not answer here, or None."""
+    if rule.everywhere:
+        return None
     if not rule.channel_allowed(facts.channel_kind):
         return f"channel {facts.channel_kind} not in {sorted(rule.channel_kinds)}"
     if rule.account_ids and facts.account_id not in rule.account_ids:
@@ -149,7 +151,7 @@ class Engine:
             return replace(_from_rule(chosen, scope), faq_candidates=tuple(faq_found))
         if trim_edges(norm) in self.quiet:
             return Decision(Outcome.QUIET, "quiet", scope=scope, faq_candidates=tuple(faq_found))
-        if not terms and unknown == 0.0:
+        if not terms and not unknown:
             # only greetings and function words (你好 / 在吗): nothing to answer or escalate
             return Decision(Outcome.QUIET, "small_talk", scope=scope)
         best = faq_found[0] if faq_found else None

@@ -14,14 +14,15 @@ from __future__ import annotations
 import heapq
 import logging
 import math
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-import ahocorasick
 import jieba
 
+from .automaton import WordAutomaton
 from .normalize import is_word_char, normalize
 from .templates import ReplyVariant
 
@@ -33,6 +34,7 @@ _STOPWORD_TEXT = (
     "得 地 着 过 个 下 去 来 到 对 吧 啦 呗 哎 喂 那么 这么 怎么样 好的 不"
 )
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+_CONTENT = re.compile(r"[^\W_]+")  # runs of str.isalnum() characters
 K1 = 1.2
 B = 0.75
 RERANK = 5  # BM25 picks this many entries, confidence orders them
@@ -46,9 +48,14 @@ GENERAL_IDF_FLOOR, GENERAL_IDF_SPAN, UNKNOWN_MIN = 6.0, 8.0, 0.1
 UNSEEN_GENERAL_IDF = 16.0
 COMMON_POSTINGS = 32  # entries a term may appear in and still generate candidates
 SHORTLIST = 24  # entries scored in full per query
+CHARACTER_CREDIT = 0.5  # see FaqIndex._character_credit
 DOC_COVER_BASE = 0.5  # confidence = query cover × (base + (1 - base) × phrasing cover)
 
 log = logging.getLogger(__name__)
+
+Unknown = tuple[tuple[str, float], ...]  # words no index term covers, with their mass
+# (answer weight, ((phrasing, weight), …), best phrasing or -1, its weight)
+_EntryTerm = tuple[float, tuple[tuple[int, float], ...], int, float]
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,11 @@ class _Tokenizer:
                 tok.initialize()
                 cls._instance = tok
             return cls._instance
+
+
+def load_tokenizer() -> None:
+    """Load jieba's dictionary now (blocking, ~1 s) rather than at the first index build."""
+    _Tokenizer.get()
 
 
 def _is_content(word: str) -> bool:
@@ -174,19 +186,45 @@ class FaqIndex:
             for term, per_entry in bounds.items()
         }
         self._answer_terms = [frozenset(c) for c in answer_terms]
+        self._entry_chars = [
+            frozenset(
+                ch
+                for text in (entry.question, *entry.alternatives, entry.reply.text)
+                for ch in normalize(text)
+                if ch.isalnum()
+            )
+            for entry in self.entries
+        ]
         self._doc_terms = [frozenset(c) for c in doc_terms]
+        # entry → term → (answer weight, ((phrasing, weight), …), best phrasing, its weight):
+        # scoring an entry costs one lookup per query term, not one per phrasing and term
+        by_entry: list[dict[str, tuple[float, list[tuple[int, float]]]]] = [
+            {term: (weight, []) for term, weight in answer.items()}
+            for answer in self._answer_weights
+        ]
+        for doc, weights in enumerate(self._doc_weights):
+            index = by_entry[self._doc_entry[doc]]
+            for term, weight in weights.items():
+                index.setdefault(term, (0.0, []))[1].append((doc, weight))
+        self._entry_index: list[dict[str, _EntryTerm]] = [
+            {term: _entry_term(aw, postings) for term, (aw, postings) in index.items()}
+            for index in by_entry
+        ]
         self._general = tok.FREQ
         self._general_total = float(tok.total)
+        # dictionary word → its unknown-content weight, filled as words are met: at most
+        # one entry per word of jieba's dictionary (and per character outside it)
+        self._unknown_word_weight: dict[str, float] = {}
         # stopwords are in the automaton even when the index is empty: they are known
         # content (a greeting), not unknown content
-        automaton = ahocorasick.Automaton()
+        automaton: WordAutomaton[tuple[int, str, bool, bool]] = WordAutomaton()
         for word, term in surfaces.items():
             if term in self.idf:
-                automaton.add_word(word, _entry(word, term))
+                automaton.add(word, _entry(word, term))
         for word in STOPWORDS:
             if word not in surfaces:
-                automaton.add_word(word, _entry(word, ""))
-        automaton.make_automaton()
+                automaton.add(word, _entry(word, ""))
+        automaton.build()
         self._automaton = automaton
 
     def _bm25(self, docs: Sequence[Counter[str]]) -> list[dict[str, float]]:
@@ -206,23 +244,25 @@ class FaqIndex:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def _unknown_weight(self, span: str) -> float:
-        """Idf mass of text no index term covers: forward maximum matching on jieba's
-        general dictionary, each word weighted by its general rarity."""
-        mass = 0.0
+    def _unknown_words(self, span: str, out: list[tuple[str, float]]) -> None:
+        """Words of text no index term covers, with their idf mass: forward maximum
+        matching on jieba's general dictionary, each word weighted by its general rarity."""
         i = 0
         freq = self._general
+        weights = self._unknown_word_weight
         while i < len(span):
             for size in (4, 3, 2, 1):
                 word = span[i : i + size]
                 if len(word) == size and (size == 1 or freq.get(word, 0) > 0):
                     break
-            f = freq.get(word, 0)
-            general_idf = math.log(self._general_total / f) if f > 0 else UNSEEN_GENERAL_IDF
-            rarity = (general_idf - GENERAL_IDF_FLOOR) / GENERAL_IDF_SPAN
-            mass += self.max_idf * min(1.0, max(UNKNOWN_MIN, rarity))
+            weight = weights.get(word)
+            if weight is None:
+                f = freq.get(word, 0)
+                general_idf = math.log(self._general_total / f) if f > 0 else UNSEEN_GENERAL_IDF
+                rarity = (general_idf - GENERAL_IDF_FLOOR) / GENERAL_IDF_SPAN
+                weight = weights[word] = self.max_idf * min(1.0, max(UNKNOWN_MIN, rarity))
+            out.append((word, weight))
             i += len(word)
-        return mass
 
     def _inside_general_word(self, norm: str, pos: int) -> bool:
         """Whether the character at `pos` belongs to a 2–3 character dictionary word."""
@@ -234,13 +274,13 @@ class FaqIndex:
                     return True
         return False
 
-    def query_terms(self, norm: str) -> tuple[dict[str, float], float]:
-        """The index terms in `norm` (a `normalize`d text) as term → idf, and the idf
-        mass of the content no term covers."""
+    def query_terms(self, norm: str) -> tuple[dict[str, float], Unknown]:
+        """The index terms in `norm` (a `normalize`d text) as term → idf, and the words
+        of the content no term covers with their idf mass."""
         found: list[tuple[int, int, str]] = []
         covered = multi = 0
         last = len(norm) - 1
-        for end, (length, term, left, right) in self._automaton.iter(norm):
+        for end, (length, term, left, right) in self._automaton.matches(norm):
             start = end - length + 1
             if (left and start > 0 and is_word_char(norm[start - 1])) or (
                 right and end < last and is_word_char(norm[end + 1])
@@ -263,60 +303,113 @@ class FaqIndex:
                     continue
             if term:
                 terms[term] = self.idf[term]
-        unknown = 0.0
-        run_start = -1
-        for i, ch in enumerate(norm + " "):
-            if ch.isalnum() and not (covered >> i) & 1:
-                if run_start < 0:
-                    run_start = i
-            elif run_start >= 0:
-                unknown += self._unknown_weight(norm[run_start:i])
-                run_start = -1
-        return terms, unknown
+        unknown: list[tuple[str, float]] = []
+        for content in _CONTENT.finditer(norm):
+            start, end = content.span()
+            gaps = ~(covered >> start) & ((1 << (end - start)) - 1)  # uncovered characters
+            while gaps:
+                low = (gaps & -gaps).bit_length() - 1
+                run = gaps >> low
+                size = (~run & (run + 1)).bit_length() - 1  # uncovered characters in a row
+                self._unknown_words(norm[start + low : start + low + size], unknown)
+                gaps &= ~(((1 << size) - 1) << low)
+        return terms, tuple(unknown)
 
     def is_small_talk(self, text: str) -> bool:
         """True when the text holds no index term and no unknown content."""
         terms, unknown = self.query_terms(normalize(text))
-        return not terms and unknown == 0.0
+        return not terms and not unknown
 
     def search(self, text: str, limit: int = 1) -> list[FaqMatch]:
         """Best entries for `text`, most confident first (one per entry)."""
         return self.rank(*self.query_terms(normalize(text)), limit=limit)
 
-    def rank(
-        self, terms: Mapping[str, float], unknown_mass: float, limit: int = 1
-    ) -> list[FaqMatch]:
+    def rank(self, terms: Mapping[str, float], unknown: Unknown, limit: int = 1) -> list[FaqMatch]:
         """Entries for the output of `query_terms`, most confident first."""
         if not terms:
             return []
-        scored: list[tuple[float, float, int, int]] = []  # total, phrasing score, entry, doc
-        query = list(terms)
-        for entry in self._shortlist(query):
-            best_score, best = 0.0, -1
-            for doc in self._entry_docs[entry]:
-                weights = self._doc_weights[doc]
-                score = 0.0
-                for term in query:
-                    if term in weights:
-                        score += weights[term]
-                if score > best_score:
-                    best_score, best = score, doc
-            answer = self._answer_weights[entry]
-            answer_score = 0.0
-            for term in query:
-                if term in answer:
-                    answer_score += answer[term]
-            scored.append((best_score + ANSWER_WEIGHT * answer_score, best_score, entry, best))
+        query_mass = sum(terms.values()) + sum(weight for _word, weight in unknown)
+        entry_index = self._entry_index
+        doc_terms = self._doc_terms
+        self_score = self._self_score
+        # (total, phrasing score, entry, doc, covered mass, phrasing-cover factor)
+        scored: list[tuple[float, float, int, int, float, float]] = []
+        for entry in self._shortlist(list(terms)):
+            index = entry_index[entry]
+            present = [(term, hit) for term in terms if (hit := index.get(term)) is not None]
+            if len(present) == 1:
+                # the common case (one query term in this entry): its best phrasing and
+                # weight were found at build time
+                term, (answer_score, postings, best, best_score) = present[0]
+                covered = terms[term] * (COVER_SAME if postings else COVER_ANSWER)
+            else:
+                doc_scores: dict[int, float] = {}
+                answer_score = 0.0
+                for _term, (answer_weight, postings, _best, _weight) in present:
+                    answer_score += answer_weight
+                    for doc, weight in postings:
+                        doc_scores[doc] = doc_scores.get(doc, 0.0) + weight
+                best_score, best = 0.0, -1
+                for doc, score in doc_scores.items():  # ties: the earlier phrasing
+                    if score > best_score or (score == best_score and doc < best):
+                        best_score, best = score, doc
+                own = doc_terms[best] if best >= 0 else frozenset()
+                covered = 0.0
+                for term, (_aw, postings, _best, _weight) in present:
+                    if term in own:
+                        covered += terms[term] * COVER_SAME
+                    elif postings:
+                        covered += terms[term] * COVER_SIBLING
+                    else:
+                        covered += terms[term] * COVER_ANSWER
+            # how much of the question this entry explains, scaled by how much of its
+            # best phrasing the question says: both must be high to answer
+            doc_cover = best_score / self_score[best] if best >= 0 else 0.0
+            scored.append(
+                (
+                    best_score + ANSWER_WEIGHT * answer_score,
+                    best_score,
+                    entry,
+                    best,
+                    covered,
+                    DOC_COVER_BASE + (1 - DOC_COVER_BASE) * doc_cover,
+                )
+            )
+        # BM25 picks the few worth reranking, confidence orders them
         scored.sort(reverse=True)
-        query_mass = sum(terms.values()) + unknown_mass
         rescored = sorted(
             (
-                (self._confidence(terms, query_mass, phrasing, entry, doc), total, entry, doc)
-                for total, phrasing, entry, doc in scored[: max(RERANK, limit * 3)]
+                (
+                    (covered + self._character_credit(unknown, entry)) / query_mass * factor,
+                    total,
+                    entry,
+                    doc,
+                )
+                for total, _phrasing, entry, doc, covered, factor in scored[
+                    : max(RERANK, limit * 3)
+                ]
             ),
             key=lambda item: (-item[0], -item[1]),
         )
         return [self._match(terms, *item) for item in rescored[:limit]]
+
+    def _character_credit(self, unknown: Unknown, entry: int) -> float:
+        """Part of the uncovered mass the entry explains character by character.
+
+        Word matching misses Chinese words that share characters without sharing a
+        segmentation (换 / 换货, 付完款 / 付款后, 收不收费 / 收费): each uncovered word
+        counts for CHARACTER_CREDIT of its mass times the share of its characters found
+        in the entry's phrasings or answer.
+        """
+        if not unknown:
+            return 0.0
+        chars = self._entry_chars[entry]
+        credit = 0.0
+        for word, weight in unknown:
+            shared = sum(1 for ch in word if ch in chars)
+            if shared:
+                credit += weight * CHARACTER_CREDIT * shared / len(word)
+        return credit
 
     def _shortlist(self, terms: Sequence[str]) -> list[int]:
         """Entries worth scoring in full: BM25 over the query's rarer terms only.
@@ -338,26 +431,6 @@ class FaqIndex:
             return list(partial)
         return heapq.nlargest(SHORTLIST, partial, key=partial.__getitem__)
 
-    def _confidence(
-        self, terms: Mapping[str, float], query_mass: float, phrasing: float, entry: int, doc: int
-    ) -> float:
-        """How much of the question this entry explains, scaled by how much of its best
-        phrasing the question says: both must be high to answer."""
-        own = self._doc_terms[doc] if doc >= 0 else frozenset()
-        siblings = self._entry_terms[entry]
-        answer = self._answer_terms[entry]
-        covered = 0.0
-        for term, idf in terms.items():
-            if term in own:
-                covered += idf * COVER_SAME
-            elif term in siblings:
-                covered += idf * COVER_SIBLING
-            elif term in answer:
-                covered += idf * COVER_ANSWER
-        query_cover = covered / query_mass
-        doc_cover = phrasing / self._self_score[doc] if doc >= 0 else 0.0
-        return query_cover * (DOC_COVER_BASE + (1 - DOC_COVER_BASE) * doc_cover)
-
     def _match(
         self, terms: Mapping[str, float], confidence: float, total: float, entry: int, doc: int
     ) -> FaqMatch:
@@ -369,6 +442,14 @@ class FaqIndex:
             confidence=round(confidence, 4),
             matched_terms=tuple(sorted(shared)),
         )
+
+
+def _entry_term(answer_weight: float, postings: list[tuple[int, float]]) -> _EntryTerm:
+    best, best_weight = -1, 0.0
+    for doc, weight in postings:  # in phrasing order: ties keep the earlier phrasing
+        if weight > best_weight:
+            best, best_weight = doc, weight
+    return (answer_weight, tuple(postings), best, best_weight)
 
 
 def _entry(word: str, term: str) -> tuple[int, str, bool, bool]:

@@ -8,11 +8,11 @@ reference (see cache.py), so matching never waits for a rebuild.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-import ahocorasick
-
+from .automaton import WordAutomaton
 from .normalize import exact_form, is_word_char, trim_edges
 from .rules import MatchKind, Rule
 
@@ -45,15 +45,13 @@ class KeywordIndex:
                 need = len(rule.keywords) if rule.match is MatchKind.ALL else 1
                 for word in rule.keywords:
                     by_word.setdefault(word, []).append((pos, word, need))
-        self._automaton: ahocorasick.Automaton | None = None
-        if by_word:
-            automaton = ahocorasick.Automaton()
-            for word, entries in by_word.items():
-                # ASCII words match on word boundaries only: "agent" is not in "management"
-                left, right = is_word_char(word[0]), is_word_char(word[-1])
-                automaton.add_word(word, (len(word), left, right, tuple(entries)))
-            automaton.make_automaton()
-            self._automaton = automaton
+        self._regex_gate = _regex_gate([self.rules[pos] for pos in self._regex])
+        self._automaton: WordAutomaton[tuple[int, bool, bool, tuple[_Entry, ...]]] = WordAutomaton()
+        for word, entries in by_word.items():
+            # ASCII words match on word boundaries only: "agent" is not in "management"
+            left, right = is_word_char(word[0]), is_word_char(word[-1])
+            self._automaton.add(word, (len(word), left, right, tuple(entries)))
+        self._automaton.build()
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -68,24 +66,26 @@ class KeywordIndex:
         found: dict[int, list[str]] = {}
         for pos, word in self._exact.get(trim_edges(norm), ()):
             found[pos] = [word]
-        if self._automaton is not None:
-            partial: dict[int, set[str]] = {}
-            for end, (length, left, right, entries) in self._automaton.iter(norm):
-                if (left or right) and not _on_boundaries(norm, end, length, left, right):
-                    continue
-                for pos, word, need in entries:
-                    if need == 1:
-                        hit = found.get(pos)
-                        if hit is None:
-                            found[pos] = [word]
-                        elif word not in hit:
-                            hit.append(word)
-                    else:
-                        words = partial.setdefault(pos, set())
-                        words.add(word)
-                        if len(words) == need:
-                            found[pos] = sorted(words)
-        if not self._regex:
+        partial: dict[int, set[str]] = {}
+        for end, (length, left, right, entries) in self._automaton.matches(norm):
+            if (left or right) and not _on_boundaries(norm, end, length, left, right):
+                continue
+            for pos, word, need in entries:
+                if need == 1:
+                    hit = found.get(pos)
+                    if hit is None:
+                        found[pos] = [word]
+                    elif word not in hit:
+                        hit.append(word)
+                else:
+                    words = partial.setdefault(pos, set())
+                    words.add(word)
+                    if len(words) == need:
+                        found[pos] = sorted(words)
+        if not self._regex or (
+            self._regex_gate is not None and self._regex_gate.search(norm) is None
+        ):
+            # no regex rule can match: one C-level search instead of one per regex rule
             for pos in sorted(found):
                 yield Candidate(self.rules[pos], tuple(found[pos]))
             return
@@ -98,6 +98,25 @@ class KeywordIndex:
             m = rule.compiled.search(norm) if rule.compiled is not None else None
             if m is not None:
                 yield Candidate(rule, (m.group(0),))
+
+
+_BACKREFERENCE = re.compile(r"\\[1-9]|\(\?P=")
+
+
+def _regex_gate(rules: Sequence[Rule]) -> re.Pattern[str] | None:
+    """One alternation of every regex rule: it matches iff at least one rule does.
+
+    None when the patterns cannot be joined (a backreference would point at another
+    rule's group, a group name repeats, an inline global flag) or there is only one.
+    """
+    patterns = [r.pattern for r in rules if r.pattern]
+    if len(patterns) < 2 or any(_BACKREFERENCE.search(p) for p in patterns):
+        return None
+    try:
+        # same flags as each rule's own compile (rules.rule_from_fields)
+        return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+    except re.error:
+        return None
 
 
 def _on_boundaries(norm: str, end: int, length: int, left: bool, right: bool) -> bool:

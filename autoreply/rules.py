@@ -91,6 +91,12 @@ class Rule:
     tag_ids: frozenset[int] = frozenset()
     window: TimeWindow | None = None
     compiled: re.Pattern[str] | None = field(default=None, compare=False)
+    # no channel/account/tag/time condition: the decision skips the scope checks
+    everywhere: bool = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        unscoped = not (self.channel_kinds or self.account_ids or self.tag_ids or self.window)
+        object.__setattr__(self, "everywhere", unscoped)
 
     @property
     def order(self) -> tuple[int, int]:

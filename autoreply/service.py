@@ -352,22 +352,24 @@ async def get_account_settings(session: AsyncSession, account_id: int) -> Accoun
     )
 
 
+ACCOUNT_FIELDS = (
+    "timezone",
+    "weekly_hours",
+    "holidays",
+    "workdays",
+    "welcome_text",
+    "away_text",
+    "handoff_text",
+)
+
+
 async def save_account_settings(
     session: AsyncSession, account_id: int, data: Mapping[str, Any], *, actor_id: int | None
 ) -> AccountReplySettings:
     """Validate hours (timezone, spans, dates) and store them; raises `InvalidRule`."""
     current = await session.get(AccountReplySettings, account_id)
     row = current or await get_account_settings(session, account_id)
-    fields = (
-        "timezone",
-        "weekly_hours",
-        "holidays",
-        "workdays",
-        "welcome_text",
-        "away_text",
-        "handoff_text",
-    )
-    values = {f: data.get(f, getattr(row, f)) for f in fields}
+    values = {f: data.get(f, getattr(row, f)) for f in ACCOUNT_FIELDS}
     try:
         BusinessHours.from_json(
             values["timezone"], values["weekly_hours"], values["holidays"], values["workdays"]

@@ -181,6 +181,9 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/wecom/groups/welcome"): MANAGERS,
     ("POST", "/wecom/groups/welcome/{id}"): MANAGERS,
     ("POST", "/wecom/groups/welcome/{id}/delete"): MANAGERS,
+    # auto-reply: business hours and lifecycle messages per account
+    ("GET", "/autoreply/hours"): MANAGERS,
+    ("POST", "/autoreply/hours"): MANAGERS,
 }
 # One route, several actions with their own roles: each action is called separately and
 # must be allowed for the roles named here (a subset of the route's roles).

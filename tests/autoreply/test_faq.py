@@ -57,3 +57,24 @@ def test_close_paraphrase_is_confident(index: FaqIndex) -> None:
 def test_greeting_is_small_talk(index: FaqIndex) -> None:
     assert index.is_small_talk("你好，在吗？")
     assert not index.is_small_talk("发票")
+
+
+def test_uncovered_words_sharing_characters_with_the_entry_raise_its_confidence(
+    index: FaqIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 以后 is no index term, but its 后 is in "下单后多久发货"
+    question = "下单以后多久发货"
+    with_credit = index.search(question)[0]
+    monkeypatch.setattr("autoreply.faq.CHARACTER_CREDIT", 0.0)
+    without_credit = index.search(question)[0]
+    assert with_credit.entry.slug == without_credit.entry.slug == "shipping"
+    assert with_credit.confidence > without_credit.confidence
+
+
+def test_uncovered_words_foreign_to_the_entry_earn_no_credit(
+    index: FaqIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    question = "股票多久发货"
+    with_credit = index.search(question)[0]
+    monkeypatch.setattr("autoreply.faq.CHARACTER_CREDIT", 0.0)
+    assert index.search(question)[0].confidence == with_credit.confidence

@@ -1,0 +1,89 @@
+"""The matching machinery under the rules: the UTF-32 automaton, the regex gate, and
+the rebuild that revalidates only edited rules."""
+
+from __future__ import annotations
+
+import json
+
+from autoreply.automaton import WordAutomaton
+from autoreply.keyword_index import KeywordIndex
+from autoreply.rules import rule_from_fields
+from autoreply.store import RuleRow, compile_rule_rows
+
+
+def test_automaton_reports_the_last_character_index_of_each_word() -> None:
+    automaton: WordAutomaton[str] = WordAutomaton()
+    for word in ("退款", "款式", "a"):
+        automaton.add(word, word)
+    automaton.build()
+    assert automaton.matches("我要退款式a") == [(3, "退款"), (4, "款式"), (5, "a")]
+
+
+def test_automaton_never_matches_across_character_boundaries() -> None:
+    # 一 (00 00 4E 00) then 참 (00 00 CC 38): bytes 3–6 read 00 00 00 CC, which is Ì
+    automaton: WordAutomaton[int] = WordAutomaton()
+    automaton.add("\u00cc", 1)
+    automaton.build()
+    assert automaton.matches("一\ucc38") == []
+
+
+def test_automaton_handles_characters_outside_the_basic_plane() -> None:
+    automaton: WordAutomaton[str] = WordAutomaton()
+    automaton.add("👌好", "ok")
+    automaton.build()
+    assert automaton.matches("嗯👌好的") == [(2, "ok")]
+
+
+def test_empty_automaton_matches_nothing() -> None:
+    automaton: WordAutomaton[str] = WordAutomaton()
+    automaton.build()
+    assert automaton.matches("任何文字") == []
+
+
+def test_regex_rules_still_match_behind_the_gate() -> None:
+    index = KeywordIndex(
+        [
+            rule_from_fields(id=1, match="regex", pattern=r"订单\d{6}", replies=["a"]),
+            rule_from_fields(id=2, match="regex", pattern=r"运单[a-z]{2}\d+", replies=["b"]),
+        ]
+    )
+    found = [c.rule.id for c in index.candidates("我的运单sf12345到哪了")]
+    assert found == [2]
+    assert list(index.candidates("普通的问题")) == []
+
+
+def test_regex_with_backreference_is_evaluated_without_the_gate() -> None:
+    index = KeywordIndex(
+        [
+            rule_from_fields(id=1, match="regex", pattern=r"(哈)\1\1", replies=["a"]),
+            rule_from_fields(id=2, match="regex", pattern=r"(\d)\1", replies=["b"]),
+        ]
+    )
+    assert [c.rule.id for c in index.candidates("哈哈哈")] == [1]
+    assert [c.rule.id for c in index.candidates("电话 1233")] == [2]
+
+
+def _row(rule_id: int, keyword: str) -> RuleRow:
+    # as read from the store: JSON columns still encoded
+    return RuleRow(
+        rule_id,
+        {"match": "contains", "keywords": json.dumps([keyword]), "replies": '["回复"]'},
+    )
+
+
+def test_rebuild_reuses_rules_whose_row_did_not_change() -> None:
+    first = compile_rule_rows([_row(1, "价格"), _row(2, "发货")])
+    second = compile_rule_rows([_row(1, "价格"), _row(2, "到货")], first)
+    assert second[1][1] is first[1][1]
+    assert second[2][1].keywords == ("到货",)
+
+
+def test_rebuild_drops_rules_no_longer_stored() -> None:
+    first = compile_rule_rows([_row(1, "价格"), _row(2, "发货")])
+    assert list(compile_rule_rows([_row(2, "发货")], first)) == [2]
+
+
+def test_rebuild_skips_a_row_that_no_longer_validates() -> None:
+    broken = RuleRow(3, {"match": "regex", "pattern": "(", "replies": '["x"]'})
+    unreadable = RuleRow(4, {"match": "contains", "keywords": "[", "replies": '["x"]'})
+    assert list(compile_rule_rows([_row(1, "价格"), broken, unreadable])) == [1]
