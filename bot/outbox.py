@@ -212,6 +212,7 @@ class OutboxDispatcher:
         self._sending = asyncio.Semaphore(concurrency)
         self._results: list[_Recorded] = []
         self._recorder: asyncio.Task[None] | None = None
+        self._gate_locks: dict[int, asyncio.Lock] = {}
 
     def wake(self) -> None:
         """Something was queued in this process: look now instead of at the next poll."""
@@ -359,6 +360,12 @@ class OutboxDispatcher:
             except Exception:  # noqa: BLE001  (the lease runs out and the row is reclaimed)
                 log.exception("outbox=%s not recorded", item.id)
 
+    def _gate_lock(self, account_id: int) -> asyncio.Lock:
+        lock = self._gate_locks.get(account_id)
+        if lock is None:
+            lock = self._gate_locks[account_id] = asyncio.Lock()
+        return lock
+
     def _lease_left(self, item: ClaimedItem) -> bool:
         if item.lease_until is None:
             return False
@@ -390,8 +397,11 @@ class OutboxDispatcher:
                         SendOutcome.UNKNOWN, error_code="unknown", reason="outcome still unknown"
                     )
             else:
-                for gate in self.gates:
-                    await gate(item.account_id, item.purpose)
+                # one waiter per account at the gate: the rest queue here in order
+                # instead of all polling the shared bucket at every token
+                async with self._gate_lock(item.account_id):
+                    for gate in self.gates:
+                        await gate(item.account_id, item.purpose)
                 if not self._lease_left(item):
                     # another dispatcher may take the row over: never send it from here too
                     log.warning("outbox=%s lease ran out before sending; left for reclaim", item.id)
