@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import Table, and_, bindparam, case, func, literal, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -366,10 +367,11 @@ class OutboxDispatcher:
             lock = self._gate_locks[account_id] = asyncio.Lock()
         return lock
 
-    def _lease_left(self, item: ClaimedItem) -> bool:
+    def _lease_left(self, item: ClaimedItem, margin: float | None = None) -> bool:
         if item.lease_until is None:
             return False
-        margin = self.lease.total_seconds() * LEASE_MARGIN
+        if margin is None:
+            margin = self.lease.total_seconds() * LEASE_MARGIN
         return (item.lease_until - utcnow()).total_seconds() > margin
 
     async def _deliver_bound(self, item: ClaimedItem) -> None:
@@ -439,16 +441,31 @@ class OutboxDispatcher:
             await listener(item.id, item.message_id, status)
 
     async def _flush_results(self) -> None:
+        pause = 0.2
         while self._results:
             batch, self._results = self._results, []
             try:
                 statuses = await self._write_results(batch)
+            except (DBAPIError, OSError) as exc:
+                # store down: the sends happened, so keep their results and retry while
+                # the leases last, rather than leave the rows to wait out the lease and
+                # a reconcile (issue 10: PostgreSQL outage)
+                keep = [e for e in batch if self._lease_left(e.item, margin=0.0)]
+                for entry in batch:
+                    if entry not in keep and not entry.future.done():
+                        entry.future.set_exception(exc)
+                self._results = keep + self._results
+                log.warning("recording %d outbox results failed, retrying: %r", len(keep), exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+                continue
             except Exception as exc:  # noqa: BLE001  (handed to every waiting sender)
                 log.exception("recording %d outbox results failed", len(batch))
                 for entry in batch:
                     if not entry.future.done():
                         entry.future.set_exception(exc)
                 continue
+            pause = 0.2
             for entry, status in zip(batch, statuses, strict=True):
                 if not entry.future.done():
                     entry.future.set_result(status)

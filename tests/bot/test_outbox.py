@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from bot.accounts import AccountDirectory
 from bot.outbox import OutboxDispatcher
@@ -173,3 +176,23 @@ async def test_run_keeps_claiming_while_earlier_rows_wait_at_the_gate(db: Databa
     stop.set()
     await task
     assert await _statuses(db) == ["sent"] * 6
+
+
+async def test_results_wait_out_a_store_outage_instead_of_the_lease(db: Database) -> None:
+    conv = await _conversation(db)
+    await _queue(db, conv, 2)
+    dispatcher = _dispatcher(db, FakeProvider())
+    write = dispatcher._write_results
+    failures = 0
+
+    async def store_down_once(batch: Sequence[Any]) -> list[str]:
+        nonlocal failures
+        if failures == 0:
+            failures += 1
+            raise OperationalError("UPDATE outbox_items", {}, ConnectionRefusedError())
+        return await write(batch)
+
+    dispatcher._write_results = store_down_once  # type: ignore[method-assign]
+    await dispatcher.run_once()
+    assert failures == 1
+    assert await _statuses(db) == ["sent", "sent"]
