@@ -9,7 +9,6 @@ bad request fails alone and a store outage fails them all (→ 503, provider ret
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,38 +38,16 @@ class IngestBatcher:
         self._flushing: asyncio.Task[None] | None = None
         self.batches = 0  # for metrics: requests / batches = mean batch size
         self.requests = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    async def quiet(self, max_wait: float = 0.05) -> None:
-        """Wait (at most `max_wait` s) until no callback waits for its commit.
-
-        The pipeline calls this before each batch: on SQLite, writers take turns, and a
-        provider waiting for its acknowledgement should not queue behind handler work
-        that can run a moment later (issue 2: p99 acknowledgement ≤ 100 ms)."""
-        if self._idle.is_set():
-            return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max_wait):
-                await self._idle.wait()
 
     async def record(self, account_id: int, items: Sequence[Inbound]) -> RecordResult:
         """Store `items` for an account; returns once they are committed."""
         future: asyncio.Future[RecordResult] = asyncio.get_running_loop().create_future()
         self._pending.append(_Request(account_id, items, future))
-        self._idle.clear()
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.get_running_loop().create_task(self._flush_all())
         return await future
 
     async def _flush_all(self) -> None:
-        try:
-            await self._flush_pending()
-        finally:
-            if not self._pending:
-                self._idle.set()
-
-    async def _flush_pending(self) -> None:
         while self._pending:
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
             self.batches += 1

@@ -74,9 +74,6 @@ class Pipeline:
         self.handlers = handlers
         self.after_commit = list(after_commit)
         self.after_batch = list(after_batch)
-        # awaited before each message batch: lets callbacks waiting for their commit go
-        # first (IngestBatcher.quiet, set by the web role in the same process)
-        self.before_batch: Callable[[], Awaitable[None]] | None = None
         self.max_batch = 100
         self._pending: list[tuple[int, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -127,8 +124,6 @@ class Pipeline:
 
     async def _flush(self) -> None:
         while self._pending:
-            if self.before_batch is not None:
-                await self.before_batch()
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
             try:
                 await self._process_messages([mid for mid, _ in batch])

@@ -298,7 +298,6 @@ def web_app(services: Services) -> web.Application:
     app = web.Application(client_max_size=services.settings.max_body_bytes)
     batcher = IngestBatcher(services.db)
     services.extras["ingest"] = batcher
-    services.pipeline.before_batch = batcher.quiet  # acknowledgements before handlers
     callbacks = CallbackRoutes(batcher.record, services.accounts, services.pipeline.publish)
     app.router.add_routes(callbacks.routes())
     # one-click unsubscribe (RFC 8058): public, no session, no CSRF (mail clients post it)
