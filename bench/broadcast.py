@@ -7,6 +7,7 @@ window against R (goal ≥ 0.95·R); the most sends the simulator saw in any one
 window (goal ≤ R); how many sends it refused for exceeding R (goal 0).
 
     python -m bench.broadcast --n 100000 --rate 200 --seconds 30
+    python -m bench.broadcast --quick     # 20,000 recipients, 10 s, for a before/after check
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from bot.accounts import AccountDirectory
 from bot.migrate import upgrade
@@ -127,7 +128,7 @@ async def _seed(db: Database, n: int, rate: float) -> tuple[int, int]:
         for start in range(1, n + 1, 20_000):
             ids = range(start, min(n, start + 19_999) + 1)
             await s.execute(
-                Customer.__table__.insert(),
+                insert(Customer),
                 [
                     {
                         "id": i,
@@ -140,7 +141,7 @@ async def _seed(db: Database, n: int, rate: float) -> tuple[int, int]:
                 ],
             )
             await s.execute(
-                Identity.__table__.insert(),
+                insert(Identity),
                 [
                     {
                         "customer_id": i,
@@ -252,7 +253,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--database-url")
+    parser.add_argument("--quick", action="store_true", help="20,000 recipients for 10 s")
     args = parser.parse_args()
+    if args.quick:
+        args.n, args.seconds = 20_000, 10.0
     result = asyncio.run(run(args.n, args.rate, args.seconds, args.database_url))
     print(json.dumps(result, ensure_ascii=False, indent=2))  # noqa: T201
 
