@@ -6,7 +6,7 @@ and records the outcome (DESIGN.md invariant 3).
   scan inside it uses FOR UPDATE SKIP LOCKED.
 - A lease that expires while 'sending' means the sender died mid-call: the outcome is
   unknown, so the row is reconciled (adapter.reconcile) before any new attempt. A row
-  whose lease ran out while it waited for the rate gate is not sent by this dispatcher.
+  whose lease ran out while it waited for the rate gate is handed back unsent.
 - RETRY backs off exponentially with jitter, honouring the provider's retry_after.
 - Results are group-committed: sends finishing while one result transaction commits are
   recorded together in the next one (a few statements per batch, not per row), and
@@ -405,8 +405,9 @@ class OutboxDispatcher:
                     for gate in self.gates:
                         await gate(item.account_id, item.purpose)
                 if not self._lease_left(item):
-                    # another dispatcher may take the row over: never send it from here too
-                    log.warning("outbox=%s lease ran out before sending; left for reclaim", item.id)
+                    # a slow account's gate held the row too long: hand it back unsent
+                    # rather than send on a lease another dispatcher may be taking over
+                    await self._release(item)
                     return
                 async with self._sending:
                     sent_at = time.perf_counter()
@@ -420,6 +421,17 @@ class OutboxDispatcher:
         SEND_SECONDS.labels(channel=loaded.kind).observe(time.perf_counter() - sent_at)
         record_send(loaded.kind, result.outcome.value, result.error_code)
         await self._record(item, result)
+
+    async def _release(self, item: ClaimedItem) -> None:
+        """Give an unsent row back: due again at once, no attempt counted."""
+        t = _OUTBOX.c
+        async with self.db.transaction() as s:
+            await s.execute(
+                update(_OUTBOX)
+                .where(t.id == item.id, t.lease_owner == self.owner)
+                .values(status="pending", lease_until=None, lease_owner=None)
+            )
+        log.info("outbox=%s released unsent: its lease ran out at the rate gate", item.id)
 
     async def _record(self, item: ClaimedItem, result: SendResult) -> None:
         """Record `result`; returns once committed (together with whatever else finished)."""

@@ -140,7 +140,7 @@ async def provider_send(dispatcher: OutboxDispatcher, item: object) -> None:
     await loaded.adapter.send(dispatcher._outbound(item, loaded.ref))  # type: ignore[arg-type]
 
 
-async def test_row_whose_lease_ran_out_at_the_gate_is_left_for_reclaim(db: Database) -> None:
+async def test_row_whose_lease_ran_out_at_the_gate_is_released_unsent(db: Database) -> None:
     conv = await _conversation(db)
     await _queue(db, conv, 1)
     provider = FakeProvider()
@@ -149,7 +149,9 @@ async def test_row_whose_lease_ran_out_at_the_gate_is_left_for_reclaim(db: Datab
     item.lease_until = utcnow()  # as if the rate gate had held it for the whole lease
     await dispatcher._deliver(item)
     assert provider.sends == []
-    assert await _statuses(db) == ["sending"]
+    assert await _statuses(db) == ["pending"]
+    assert await dispatcher.run_once() == 1  # due again at once, sent once
+    assert len(provider.sends) == 1
 
 
 async def test_run_keeps_claiming_while_earlier_rows_wait_at_the_gate(db: Database) -> None:
