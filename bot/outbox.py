@@ -404,12 +404,12 @@ class OutboxDispatcher:
                 async with self._gate_lock(item.account_id):
                     for gate in self.gates:
                         await gate(item.account_id, item.purpose)
-                if not self._lease_left(item):
-                    # a slow account's gate held the row too long: hand it back unsent
-                    # rather than send on a lease another dispatcher may be taking over
-                    await self._release(item)
-                    return
                 async with self._sending:
+                    if not self._lease_left(item):
+                        # a slow account's gate held the row too long: hand it back unsent
+                        # rather than send on a lease another dispatcher may be taking over
+                        await self._release(item)
+                        return
                     sent_at = time.perf_counter()
                     result = await adapter.send(outbound)
         except Exception as exc:  # noqa: BLE001  (an adapter bug must not lose the row)
