@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError
 
-from admin_web.live import InProcessBus, LiveBus, notify_message, pipeline_hook
+from admin_web.live import InProcessBus, LiveBus, notify_message
 from autoreply.settings import AutoReplySettings
 from broadcasts.audience import AudienceRegistry
 from broadcasts.policy import PolicyRegistry
@@ -154,7 +155,7 @@ async def build_services(
     # per-account send rate (`rate_per_second` in the account config) gates the dispatcher
     dispatcher = OutboxDispatcher(db, accounts, gates=[build_throttle(accounts, state)])
 
-    async def wake_dispatcher(_kind: str, _id: int) -> None:
+    async def wake_dispatcher(_kind: str, _ids: Sequence[int]) -> None:
         dispatcher.wake()
 
     # live updates for the console: in-process, or Redis pub/sub across web processes
@@ -167,6 +168,10 @@ async def build_services(
         if message_id is not None:
             await notify_message(live, db, [message_id])
 
+    async def notify_processed(kind: str, ids: Sequence[int]) -> None:
+        if kind == "message":  # one console read per processed batch
+            await notify_message(live, db, ids)
+
     dispatcher.listeners.append(publish_status)
     dispatcher.listeners.append(dispatcher_listener(db))  # kf refusals → hand-off
     pipeline = Pipeline(
@@ -174,7 +179,7 @@ async def build_services(
         queue,
         registry,
         build_handlers(AutoReplySettings.from_section(settings.section("autoreply"))),
-        after_commit=[wake_dispatcher, pipeline_hook(live, db)],
+        after_batch=[wake_dispatcher, notify_processed],
     )
     services = Services(
         settings=settings,
@@ -230,6 +235,7 @@ async def start_background(services: Services) -> None:
         sup.spawn("tagging.nightly", lambda stop: nightly_tagging(services, stop))
     if Role.WORKER not in services.roles:
         return
+    await services.pipeline.warm_up()
     await services.pipeline.recover()
     sup.spawn(
         "pipeline",
@@ -252,7 +258,18 @@ async def start_background(services: Services) -> None:
                     # queue or store down: the rows wait in the store for the next round
                     log.warning("recovery sweep skipped: %r", exc)
 
-    sup.spawn("recovery-sweeper", sweeper)
+    sweep_redis = getattr(services.state, "redis", None)
+    if sweep_redis is None:
+        sup.spawn("recovery-sweeper", sweeper)
+    else:
+        # several workers: one sweeps (re-publishing from each would multiply wake-ups)
+        async def lead_sweeps(stop: asyncio.Event) -> None:
+            async def work(_lease: Lease) -> None:
+                await sweeper(stop)
+
+            await serve_as_leader(sweep_redis, "recovery-sweeper", work, stop)
+
+        sup.spawn("recovery-sweeper", lead_sweeps)
     from .jobs import every as run_every
     from .jobs import resume_contact_syncs, worker_jobs
 

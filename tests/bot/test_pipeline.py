@@ -1,0 +1,81 @@
+"""The pipeline's warm-up and per-batch hooks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.pipeline import Handlers, Pipeline
+from bot.queue import InProcessQueue
+from channels.registry import default_registry
+from conversations import actions
+from conversations.db import Database
+from conversations.handlers import MessageContext
+from conversations.models import ChannelAccount
+from conversations.types import InboundMessage, MessageKind
+
+T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+
+class WarmCounting:
+    def __init__(self) -> None:
+        self.warmed = 0
+        self.handled = 0
+
+    async def warm_up(self, session: AsyncSession) -> None:
+        self.warmed += 1
+
+    async def __call__(self, ctx: MessageContext) -> None:
+        self.handled += 1
+
+
+async def _stored(db: Database, n: int) -> list[int]:
+    async with db.transaction() as s:
+        account = ChannelAccount(
+            kind="wecom.kf", name="kf", config={}, secrets={}, callback_token="t"
+        )
+        s.add(account)
+        await s.flush()
+        items = [
+            InboundMessage(
+                provider_key=f"m{i}",
+                external_id=f"wm{i}",
+                kind=MessageKind.TEXT,
+                text="你好",
+                occurred_at=T0,
+            )
+            for i in range(n)
+        ]
+        result = await actions.record_inbound(s, account, items)
+    return result.message_ids
+
+
+def _pipeline(db: Database, handler: WarmCounting, **kw: object) -> Pipeline:
+    handlers = Handlers()
+    handlers.on_message("counting", handler)
+    return Pipeline(db, InProcessQueue(), default_registry(), handlers, **kw)  # type: ignore[arg-type]
+
+
+async def test_warm_up_prepares_handlers_before_the_first_message(sqlite_db: Database) -> None:
+    handler = WarmCounting()
+    await _pipeline(sqlite_db, handler).warm_up()
+    assert (handler.warmed, handler.handled) == (1, 0)
+
+
+async def test_after_batch_hook_gets_one_call_per_committed_batch(sqlite_db: Database) -> None:
+    ids = await _stored(sqlite_db, 5)
+    calls: list[tuple[str, list[int]]] = []
+
+    async def hook(kind: str, batch: Sequence[int]) -> None:
+        calls.append((kind, list(batch)))
+
+    handler = WarmCounting()
+    pipeline = _pipeline(sqlite_db, handler, after_batch=[hook])
+    # concurrent items share one transaction (the pipeline micro-batches them)
+    await asyncio.gather(*(pipeline.process(f"message:{i}") for i in ids))
+    assert handler.handled == 5
+    assert sorted(i for _kind, batch in calls for i in batch) == sorted(ids)
+    assert len(calls) < 5
