@@ -65,6 +65,12 @@ class AutoReplyHandler:
         self.settings = cache.settings
         self.tag_lookup = tag_lookup
 
+    async def warm_up(self, session: AsyncSession) -> None:
+        """At worker start: the FAQ tokenizer and the first engine snapshot, so the first
+        customer message does not wait for the index build (bot.pipeline.WarmHandler)."""
+        await self.cache.warm_up()
+        await self.cache.current(session)
+
     async def __call__(self, ctx: MessageContext) -> None:
         msg = ctx.message
         if not _answerable(ctx):

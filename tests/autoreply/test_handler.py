@@ -303,3 +303,13 @@ async def test_human_mode_outside_hours_sends_away_notice_once_a_day(bench: Benc
     for minute in range(3):
         await bench.say(f"有人吗{minute}", now=monday_20 + timedelta(minutes=minute))
     assert (await bench.texts()).count("下班了") == 1
+
+
+async def test_warm_up_builds_the_engine_before_the_first_message(bench: Bench) -> None:
+    await add_rule(bench.db, keywords=["价格"], replies=["见官网"])
+    async with bench.db.reading() as s:
+        await bench.handler.warm_up(s)
+    assert bench.handler.cache.rebuilds == 1
+    await bench.say("价格")
+    assert bench.handler.cache.rebuilds == 1  # the first message answered from the warm engine
+    assert await bench.texts() == ["见官网"]
