@@ -70,6 +70,7 @@ class AutoReplyHandler:
         customer message does not wait for the index build (bot.pipeline.WarmHandler)."""
         await self.cache.warm_up()
         await self.cache.current(session)
+        self.cache.invalidate()  # the first message still checks for edits made since
 
     async def __call__(self, ctx: MessageContext) -> None:
         msg = ctx.message

@@ -76,7 +76,7 @@ class IngestBatcher:
 
     async def _store(self, batch: Sequence[_Request]) -> list[RecordResult]:
         results = [RecordResult() for _ in batch]
-        async with self.db.transaction() as s:
+        async with self.db.transaction(urgent=True) as s:  # the provider waits on it
             accounts: dict[int, ChannelAccount] = {}
             for request in batch:
                 if request.account_id not in accounts:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -101,6 +102,42 @@ def create_engine(
     )
 
 
+class WriterGate:
+    """SQLite's single writer, queued in-process: writers that a provider is waiting on
+    (callback ingest, `urgent=True`) go before background writers (pipeline, outbox,
+    jobs), so an acknowledgement never waits behind a queue of background batches —
+    only behind the one transaction already writing."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._urgent: deque[asyncio.Future[None]] = deque()
+        self._normal: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self, *, urgent: bool = False) -> None:
+        if not self._held and not self._urgent and not self._normal:
+            self._held = True
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        (self._urgent if urgent else self._normal).append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release()  # handed the gate as we were cancelled: pass it on
+            else:
+                (self._urgent if urgent else self._normal).remove(turn)
+            raise
+
+    def release(self) -> None:
+        for waiting in (self._urgent, self._normal):
+            while waiting:
+                turn = waiting.popleft()
+                if not turn.done():
+                    turn.set_result(None)  # the gate passes on held
+                    return
+        self._held = False
+
+
 class Database:
     """Owns the engine and hands out units of work (one transaction each)."""
 
@@ -109,21 +146,27 @@ class Database:
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
         # SQLite has one writer: queue writers here instead of in SQLite's busy handler,
         # which sleeps in steps of up to 100 ms and ruins acknowledgement latency
-        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._write_lock = WriterGate() if engine.dialect.name == "sqlite" else None
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """One unit of work: commits on success, rolls back on any error."""
-        if self._write_lock is None:
+    async def transaction(self, *, urgent: bool = False) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commits on success, rolls back on any error. `urgent`: a
+        provider waits for this commit (SQLite: goes before background writers)."""
+        gate = self._write_lock
+        if gate is None:
             async with self.sessions() as session, session.begin():
                 yield session
             return
-        async with self._write_lock, self.sessions() as session, session.begin():
-            yield session
+        await gate.acquire(urgent=urgent)
+        try:
+            async with self.sessions() as session, session.begin():
+                yield session
+        finally:
+            gate.release()
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

@@ -9,6 +9,7 @@ import aiohttp
 from sqlalchemy import func, select
 
 from autoreply.models import KeywordRule
+from autoreply.store import RULES, bump_versions
 from channels.wecom.simulator import post_callback, sign_callback, text_message_xml
 from conversations.access import Role
 from conversations.models import Conversation, Message
@@ -25,6 +26,7 @@ async def test_whole_path_from_callback_to_console_reply(system: System) -> None
         s.add(
             KeywordRule(keywords=["价格"], match="contains", replies=["标准版 ¥199/月"], priority=1)
         )
+        await bump_versions(s, [RULES])  # as the rule editor does: engines rebuild
     await system.add_staff("boss", Role.ADMIN)
 
     signed = sign_callback(

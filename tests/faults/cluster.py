@@ -26,6 +26,7 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
 from autoreply.models import KeywordRule
+from autoreply.store import RULES, bump_versions
 from bot.secrets import SecretBox
 from channels.wecom.simulator import (
     SimApp,
@@ -309,6 +310,7 @@ async def start_cluster(
             )
         )
         s.add(KeywordRule(keywords=[KEYWORD], match="contains", replies=[REPLY]))
+        await bump_versions(s, [RULES])  # as the rule editor does: engines rebuild
     redis = aioredis.from_url(redis_url, decode_responses=True)
     cluster = Cluster(
         root=root,

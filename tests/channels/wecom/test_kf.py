@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from autoreply.models import KeywordRule
+from autoreply.store import RULES, bump_versions
 from bot.pollers import load_cursors, store_pull_page
 from channels.wecom.errors import KF_HANDOFF_CODES
 from channels.wecom.kf import STATE_HUMAN, client_msgid, service_state_payload
@@ -56,6 +57,7 @@ async def test_callback_wakes_the_poller_and_the_bot_answers(sqlite_system: Syst
         s.add(
             KeywordRule(keywords=["价格"], match="contains", replies=["标准版 ¥199/月"], priority=1)
         )
+        await bump_versions(s, [RULES])  # as the rule editor does: engines rebuild
     account = await add_account(sqlite_system, "wecom.kf", CORP)
     await start_poller(sqlite_system, account, idle_wait=60)
     sim = sqlite_system.sim
