@@ -181,6 +181,8 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/wecom/groups/welcome"): MANAGERS,
     ("POST", "/wecom/groups/welcome/{id}"): MANAGERS,
     ("POST", "/wecom/groups/welcome/{id}/delete"): MANAGERS,
+    # console polish: audit export for admins; the material library (素材库) for staff
+    ("GET", "/audit/export.csv"): ADMINS,
 }
 # One route, several actions with their own roles: each action is called separately and
 # must be allowed for the roles named here (a subset of the route's roles).
