@@ -19,7 +19,7 @@ from multidict import MultiDictProxy
 from sqlalchemy import select
 
 from channels.wecom.codes.models import ContactCode
-from channels.wecom.codes.rota import ALL_WEEK, CHINA, RotaMember
+from channels.wecom.codes.rota import ALL_WEEK, RotaMember
 from channels.wecom.codes.service import CodeDraft, CodeError, CodeService
 from channels.wecom.codes.stats import code_stats, code_totals
 from conversations.db import utcnow
@@ -249,7 +249,8 @@ async def code_detail(request: web.Request) -> web.Response:
     tag_raw = request.query.get("tag", "")
     conversion_tag = int(tag_raw) if tag_raw.isdigit() else None
     end = utcnow()
-    today = end.astimezone(CHINA).replace(hour=0, minute=0, second=0, microsecond=0)
+    tz = _service(request).tz
+    today = end.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
     start: datetime = today - timedelta(days=days - 1)
     async with deps.db.reading() as s:
         stats = await code_stats(
@@ -257,6 +258,7 @@ async def code_detail(request: web.Request) -> web.Response:
             code.id,
             start=start,
             end=end + timedelta(seconds=1),
+            tz=tz,
             conversion_tag_id=conversion_tag,
         )
     context = await _form_context(request, code)

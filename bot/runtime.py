@@ -173,7 +173,9 @@ async def build_services(
         db,
         queue,
         registry,
-        build_handlers(AutoReplySettings.from_section(settings.section("autoreply"))),
+        build_handlers(
+            AutoReplySettings.from_section(settings.section("autoreply")), tz=settings.tz
+        ),
         after_commit=[wake_dispatcher, pipeline_hook(live, db)],
     )
     services = Services(
@@ -417,5 +419,6 @@ def web_app(services: Services) -> web.Application:
         wecom_api_for(
             services.accounts, lambda _id: CodeError("不是企业微信账号 (not a WeCom account)")
         ),
+        services.settings.tz,
     )
     return app

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tagging.models import CustomerTag
 
 from .models import ContactCodeEvent
-from .rota import CHINA
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,10 @@ async def code_stats(
     *,
     start: datetime,
     end: datetime,
+    tz: ZoneInfo,
     conversion_tag_id: int | None = None,
 ) -> CodeStats:
-    """One code's numbers between `start` and `end`, days in China time."""
+    """One code's numbers between `start` and `end`, days in the local zone `tz`."""
     rows = (
         await session.execute(
             select(
@@ -72,7 +73,7 @@ async def code_stats(
     per_day: dict[date, list[int]] = defaultdict(lambda: [0, 0])
     customers: set[int] = set()
     for kind, at, customer_id in rows:
-        per_day[at.astimezone(CHINA).date()][0 if kind == "added" else 1] += 1
+        per_day[at.astimezone(tz).date()][0 if kind == "added" else 1] += 1
         if kind == "added" and customer_id is not None:
             customers.add(int(customer_id))
     converted = 0
