@@ -189,6 +189,8 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/materials/{id}"): STAFF,
     ("GET", "/materials/{id}/file"): STAFF,
     ("POST", "/materials/{id}/delete"): STAFF,
+    ("POST", "/sandbox/scan"): STAFF,
+    ("POST", "/sandbox/group"): STAFF,
 }
 # One route, several actions with their own roles: each action is called separately and
 # must be allowed for the roles named here (a subset of the route's roles).
