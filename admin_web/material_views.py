@@ -4,6 +4,7 @@ the shared ones. Images and files go into the console's media store."""
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import quote
 
 from aiohttp import web
@@ -34,7 +35,7 @@ routes = web.RouteTableDef()
 Form = MultiDictProxy[str | bytes | bytearray | web.FileField]
 
 
-def _upload(media: MediaStore | None, form: Form) -> tuple[str | None, str]:
+async def _upload(media: MediaStore | None, form: Form) -> tuple[str | None, str]:
     """The uploaded file's media key and name, or (None, "") when none was sent."""
     upload = form.get("file")
     if not isinstance(upload, web.FileField):
@@ -45,7 +46,8 @@ def _upload(media: MediaStore | None, form: Form) -> tuple[str | None, str]:
     if media is None:
         raise ValueError(gettext("No media store is configured."))
     try:
-        stored = media.put(data, upload.filename)
+        # up to 20 MB written to disk: off the event loop
+        stored = await asyncio.to_thread(media.put, data, upload.filename)
     except MediaRejected as exc:
         raise ValueError(exc.reason) from None
     return stored.sha256, upload.filename
@@ -98,7 +100,7 @@ async def create_material(request: web.Request) -> web.Response:
     form = await request.post()
     try:
         kind = MaterialKind(_text(form, "kind"))
-        sha256, filename = _upload(deps.media, form)
+        sha256, filename = await _upload(deps.media, form)
         async with deps.db.transaction() as s:
             await save_material(
                 s,
@@ -150,7 +152,7 @@ async def save_edit(request: web.Request) -> web.Response:
     form = await request.post()
     material_id = int(request.match_info["id"])
     try:
-        sha256, filename = _upload(deps.media, form)
+        sha256, filename = await _upload(deps.media, form)
         async with deps.db.transaction() as s:
             await update_material(
                 s,
