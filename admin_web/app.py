@@ -17,6 +17,7 @@ from . import (
     conversation_views,
     customer_views,
     inbox_views,
+    material_views,
     me_views,
     sandbox_views,
     search_views,
@@ -49,6 +50,7 @@ CONSOLE_ROUTES = (
     users_views.routes,
     me_views.routes,
     audit_views.routes,
+    material_views.routes,
     sandbox_views.routes,
     api.routes,
 )

@@ -14,14 +14,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
+import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiDictProxy
 from sqlalchemy import select
 
 from channels.wecom.codes.models import ContactCode
-from channels.wecom.codes.rota import ALL_WEEK, CHINA, RotaMember
+from channels.wecom.codes.rota import ALL_WEEK, RotaMember
 from channels.wecom.codes.service import CodeDraft, CodeError, CodeService
-from channels.wecom.codes.stats import code_stats, code_totals
+from channels.wecom.codes.stats import code_stats, code_totals, codes_in_period
 from conversations.db import utcnow
 from conversations.models import ChannelAccount
 from tagging.models import Tag, TagGroup
@@ -249,7 +250,8 @@ async def code_detail(request: web.Request) -> web.Response:
     tag_raw = request.query.get("tag", "")
     conversion_tag = int(tag_raw) if tag_raw.isdigit() else None
     end = utcnow()
-    today = end.astimezone(CHINA).replace(hour=0, minute=0, second=0, microsecond=0)
+    tz = _service(request).tz
+    today = end.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
     start: datetime = today - timedelta(days=days - 1)
     async with deps.db.reading() as s:
         stats = await code_stats(
@@ -257,6 +259,7 @@ async def code_detail(request: web.Request) -> web.Response:
             code.id,
             start=start,
             end=end + timedelta(seconds=1),
+            tz=tz,
             conversion_tag_id=conversion_tag,
         )
     context = await _form_context(request, code)
@@ -323,3 +326,12 @@ async def code_qr(request: web.Request) -> web.Response:
         content_type=content_type,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+async def dashboard_panel(request: web.Request, since: datetime, until: datetime) -> str | None:
+    """Customers added and lost per code in the dashboard's period (ConsoleDeps.dashboard_panels)."""
+    async with request.app[DEPS_KEY].db.reading() as s:
+        rows = await codes_in_period(s, since, until)
+    if not rows:
+        return None  # no channel QR codes in this installation: no panel
+    return aiohttp_jinja2.render_string("wecom_codes/panel.html", request, {"rows": rows})

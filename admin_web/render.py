@@ -31,6 +31,7 @@ def _builtin_nav(role: Role, sandbox: bool) -> list[NavLink]:
     entries = [
         ("/inbox", gettext("Inbox"), STAFF, 10),
         ("/search", gettext("Search"), STAFF, 20),
+        ("/materials", gettext("Materials"), STAFF, 25),
         ("/dashboard", gettext("Dashboard"), MANAGERS, 30),
         ("/stats/staff", gettext("Team statistics"), MANAGERS, 40),
         ("/settings/accounts", gettext("Channels"), ADMINS, 80),

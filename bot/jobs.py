@@ -15,7 +15,7 @@ from datetime import datetime, time, timedelta
 from channels.media import MediaStore
 from channels.wecom import contact_sync, media, transfer
 from channels.wecom.api import WeComApi
-from channels.wecom.codes.service import refresh_rotas
+from channels.wecom.codes.service import reconcile_creating, refresh_rotas
 from channels.wecom.group_send import GroupSends
 from channels.wecom.groups import stats as groups_stats
 from channels.wecom.groups import sync as groups_sync
@@ -120,7 +120,9 @@ def worker_jobs(services: Services) -> dict[str, tuple[float, Job]]:
         ),
         "wecom.group_sends.poll": (600.0, group_sends.poll_open),
         # 渠道活码: schedules move with the clock, daily limits reset at midnight
-        "wecom.codes.rota": (300.0, lambda: refresh_rotas(services.db)),
+        "wecom.codes.rota": (300.0, lambda: refresh_rotas(services.db, services.settings.tz)),
+        # a code reserved but left "creating" by a crash: completed from WeCom or freed
+        "wecom.codes.reconcile": (300.0, lambda: reconcile_creating(services.db, api_for)),
         "wecom.transfers.poll": (
             3600.0,
             lambda: transfer.poll_open_transfers(services.db, api_for),

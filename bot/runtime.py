@@ -178,7 +178,9 @@ async def build_services(
         db,
         queue,
         registry,
-        build_handlers(AutoReplySettings.from_section(settings.section("autoreply"))),
+        build_handlers(
+            AutoReplySettings.from_section(settings.section("autoreply")), tz=settings.tz
+        ),
         after_batch=[wake_dispatcher, notify_processed],
     )
     services = Services(
@@ -342,6 +344,7 @@ def web_app(services: Services) -> web.Application:
     from admin_web.broadcast_views import BROADCAST_CONSOLE_KEY, BroadcastConsole
     from admin_web.broadcast_views import routes as broadcast_routes
     from admin_web.code_views import CODES_CONSOLE_KEY
+    from admin_web.code_views import dashboard_panel as code_dashboard_panel
     from admin_web.code_views import routes as code_routes
     from admin_web.deps import ConnectionResult, ConsoleDeps
     from admin_web.sidebar.views import build_routes as sidebar_routes
@@ -404,7 +407,7 @@ def web_app(services: Services) -> web.Application:
                 sidebar_routes(sidebar_services(services)),
                 group_views.routes,
             ],
-            dashboard_panels=[group_views.dashboard_panel],
+            dashboard_panels=[group_views.dashboard_panel, code_dashboard_panel],
             nav=console_nav(),
             live=services.extras["live"],
             media=services.media,
@@ -434,5 +437,6 @@ def web_app(services: Services) -> web.Application:
         wecom_api_for(
             services.accounts, lambda _id: CodeError("不是企业微信账号 (not a WeCom account)")
         ),
+        services.settings.tz,
     )
     return app

@@ -3,6 +3,9 @@
 A WeCom simulator runs in-process on a loopback port; a sandbox `wecom.app` account
 points at it (its credentials are kept in the account row so restarts keep working),
 and the console's customer simulator posts encrypted, signed callbacks through it.
+A sandbox 客户联系 (`wecom.contact`) account carries the growth tools: channel QR codes
+made in the console can be scanned by a new customer, and customers join and leave
+customer groups, each pushed to crmbot as WeCom pushes it.
 """
 
 from __future__ import annotations
@@ -32,13 +35,18 @@ from channels.wecom.simulator import (
     sign_callback,
     text_message_xml,
 )
-from channels.wecom.simulator.scenarios import kf_customer_writes
+from channels.wecom.simulator.callbacks import push
+from channels.wecom.simulator.groupchat import chat_event_xml
+from channels.wecom.simulator.scenarios import customer_scans_code, kf_customer_writes
 from conversations.models import ChannelAccount
 from conversations.types import AccountRef
 
 from .runtime import Services
 
 log = logging.getLogger(__name__)
+
+SANDBOX_MEMBERS = ("zhangsan", "lisi", "wangwu")
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 SANDBOX_RULES = [
     ("价格", "contains", "您好！我们的标准版 ¥199/月，专业版 ¥499/月，详细报价单稍后发给您。"),
@@ -73,6 +81,8 @@ class WeComSandbox:
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         self._accounts: dict[int, tuple[str, SimApp, str]] = {}  # id → (name, app, callback token)
+        self._contact: tuple[int, str, SimApp, str] | None = None  # id, name, app, token
+        self._customers: dict[str, str] = {}  # sandbox customer name → external_userid
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.sim.app(), access_log=None)
@@ -137,7 +147,7 @@ class WeComSandbox:
             ).all()
             sandbox_rows = [r for r in rows if r.config.get("sandbox")]
             if not rows:
-                alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                alphabet = _ALPHABET
                 row = ChannelAccount(
                     kind="wecom.app",
                     name="沙箱企业微信应用 (sandbox)",
@@ -178,36 +188,35 @@ class WeComSandbox:
                 encoding_aes_key=plain["encoding_aes_key"],
             )
             self.sim.add_app(app)
-            for member in ("zhangsan", "lisi", "wangwu"):
+            for member in SANDBOX_MEMBERS:
                 self.sim.add_member(app.corp_id, member)
             self._accounts[row.id] = (row.name, app, row.callback_token)
         await self._ensure_kf_account()
+        await self._ensure_contact_account()
 
-    async def _ensure_kf_account(self) -> None:
-        """A sandbox 微信客服 account: the path where the bot may answer customers."""
-        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    async def _sandbox_row(
+        self, kind: str, name: str, config: Mapping[str, Any]
+    ) -> ChannelAccount | None:
+        """The sandbox account of a WeCom kind, made on first start (credentials kept in
+        the row so restarts keep working); None when a real account of that kind exists."""
         async with self.services.db.transaction() as s:
             rows = (
-                await s.scalars(select(ChannelAccount).where(ChannelAccount.kind == "wecom.kf"))
+                await s.scalars(select(ChannelAccount).where(ChannelAccount.kind == kind))
             ).all()
             if rows and not any(r.config.get("sandbox") for r in rows):
-                return  # a real kf account exists: no simulator for it
+                return None  # a real account exists: no simulator for it
             row = next((r for r in rows if r.config.get("sandbox")), None)
             if row is None:
                 row = ChannelAccount(
-                    kind="wecom.kf",
-                    name="沙箱微信客服 (sandbox)",
-                    config={
-                        "corp_id": "wwsandbox0001",
-                        "open_kfid": "wkSandboxKf0001",
-                        "sandbox": True,
-                    },
+                    kind=kind,
+                    name=name,
+                    config={**config, "sandbox": True},
                     secrets=self.services.secrets.seal(
                         {
                             "secret": secrets.token_urlsafe(32),
-                            "token": "".join(secrets.choice(alphabet) for _ in range(24)),
+                            "token": "".join(secrets.choice(_ALPHABET) for _ in range(24)),
                             "encoding_aes_key": "".join(
-                                secrets.choice(alphabet) for _ in range(43)
+                                secrets.choice(_ALPHABET) for _ in range(43)
                             ),
                         }
                     ),
@@ -215,8 +224,11 @@ class WeComSandbox:
                 )
                 s.add(row)
                 await s.flush()
+        return row
+
+    def _sim_app(self, row: ChannelAccount) -> SimApp:
         plain = self.services.secrets.open(row.secrets)
-        app = self.sim.add_app(
+        return self.sim.add_app(
             SimApp(
                 corp_id=str(row.config["corp_id"]),
                 agent_id=0,
@@ -225,9 +237,122 @@ class WeComSandbox:
                 encoding_aes_key=plain["encoding_aes_key"],
             )
         )
+
+    async def _ensure_kf_account(self) -> None:
+        """A sandbox 微信客服 account: the path where the bot may answer customers."""
+        row = await self._sandbox_row(
+            "wecom.kf",
+            "沙箱微信客服 (sandbox)",
+            {"corp_id": "wwsandbox0001", "open_kfid": "wkSandboxKf0001"},
+        )
+        if row is None:
+            return
+        app = self._sim_app(row)
         open_kfid = str(row.config["open_kfid"])
         self.sim.kf.add_account(app.corp_id, open_kfid)
         self._kf_accounts[row.id] = (row.name, app, row.callback_token, open_kfid)
+
+    async def _ensure_contact_account(self) -> None:
+        """A sandbox 客户联系 account: channel QR codes and customer groups live there."""
+        row = await self._sandbox_row(
+            "wecom.contact", "沙箱客户联系 (sandbox)", {"corp_id": "wwsandbox0001"}
+        )
+        if row is None:
+            return
+        app = self._sim_app(row)
+        for member in SANDBOX_MEMBERS:
+            self.sim.add_member(app.corp_id, member)
+        self._contact = (row.id, row.name, app, row.callback_token)
+
+    # ---- admin_web.sandbox_views.GrowthSimulator (channel QR codes, customer groups)
+
+    def growth_account(self) -> tuple[int, str] | None:
+        """The sandbox 客户联系 account (id, name), when there is one."""
+        return (self._contact[0], self._contact[1]) if self._contact else None
+
+    def _contact_side(self) -> tuple[SimApp, str]:
+        if self._contact is None:
+            raise LookupError("no sandbox 客户联系 account")
+        _id, _name, app, token = self._contact
+        return app, f"{self.services.settings.public_url}/callbacks/wecom.contact/{token}"
+
+    async def scan_code(self, state: str, name: str) -> tuple[str, int]:
+        """A new customer `name` scans the code with `state`: (salesperson reached, HTTP
+        status crmbot answered). LookupError when no code has that state."""
+        app, url = self._contact_side()
+        if not any(
+            w.corp_id == app.corp_id and w.state == state
+            for w in self.sim.contact_ways.ways.values()
+        ):
+            raise LookupError(state)
+        ext, userid, status = await customer_scans_code(
+            self.services.http, self.sim, app, url, state, name
+        )
+        self._customers[name] = ext
+        return userid, status
+
+    def groups(self) -> Sequence[tuple[str, str, str, list[str]]]:
+        """Customer groups on the simulator: (chat_id, name, owner, member names)."""
+        if self._contact is None:
+            return []
+        corp = self._contact[2].corp_id
+        return [
+            (g.chat_id, g.name, g.owner, [m.name or m.userid for m in g.members.values()])
+            for g in self.sim.groups.groups[corp].values()
+            if not g.dismissed
+        ]
+
+    def external_userid(self, name: str) -> str | None:
+        """The external_userid the simulator gave sandbox customer `name`, if any."""
+        return self._customers.get(name)
+
+    def _external_id(self, corp_id: str, owner: str, name: str) -> str:
+        """A sandbox customer's external_userid; a new name becomes a WeChat user who
+        already has `owner` as a contact (scanned earlier, outside crmbot's view)."""
+        if name not in self._customers:
+            ext, _code = self.sim.contacts.add_customer(
+                corp_id, owner, name, with_welcome_code=False
+            )
+            self._customers[name] = ext
+        return self._customers[name]
+
+    async def join_group(self, owner: str, group_name: str, customer: str) -> int:
+        """`customer` scans the group QR code of `owner`'s group `group_name` (made when
+        missing): change_external_chat create (if new), then update/add_member."""
+        app, url = self._contact_side()
+        if owner not in SANDBOX_MEMBERS:
+            raise LookupError(owner)
+        group = next(
+            (
+                g
+                for g in self.sim.groups.groups[app.corp_id].values()
+                if g.owner == owner and g.name == group_name and not g.dismissed
+            ),
+            None,
+        )
+        http = self.services.http
+        if group is None:
+            group = self.sim.groups.create_group(app.corp_id, owner, group_name)
+            await push(http, url, app, chat_event_xml(app.corp_id, group.chat_id, "create"))
+        ext = self._external_id(app.corp_id, owner, customer)
+        self.sim.groups.join(app.corp_id, group.chat_id, [ext], scene=3)
+        event = chat_event_xml(
+            app.corp_id, group.chat_id, "update", "add_member", members=[ext], join_scene=3
+        )
+        return await push(http, url, app, event)
+
+    async def leave_group(self, chat_id: str, customer: str) -> int:
+        """`customer` leaves the group (update/del_member, quit_scene 0: left by themself)."""
+        app, url = self._contact_side()
+        ext = self._customers.get(customer)
+        group = self.sim.groups.groups[app.corp_id].get(chat_id)
+        if ext is None or group is None or ext not in group.members:
+            raise LookupError(customer)
+        self.sim.groups.leave(app.corp_id, chat_id, [ext])
+        event = chat_event_xml(
+            app.corp_id, chat_id, "update", "del_member", members=[ext], quit_scene=0
+        )
+        return await push(self.services.http, url, app, event)
 
     # ---- admin_web.deps.CustomerSimulator
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin_web.deps import NavEntry
@@ -9,7 +11,8 @@ from autoreply.cache import EngineCache
 from autoreply.handler import AutoReplyHandler
 from autoreply.settings import AutoReplySettings
 from channels.email.handlers import EVENT_HANDLERS as EMAIL_EVENT_HANDLERS
-from channels.wecom.codes.handlers import on_code_contact
+from channels.wecom.codes.handlers import CodeContactHandler
+from channels.wecom.codes.rota import CHINA
 from channels.wecom.groups.events import on_archived_group_message, on_group_chat_event
 from channels.wecom.handlers import on_external_contact, queue_media_download
 from channels.wecom.sensitive import sensitive_word_alert
@@ -52,7 +55,8 @@ def console_nav() -> list[NavEntry]:
     ]
 
 
-def build_handlers(autoreply: AutoReplySettings | None = None) -> Handlers:
+def build_handlers(autoreply: AutoReplySettings | None = None, tz: ZoneInfo = CHINA) -> Handlers:
+    """The handlers in order; `tz` is settings.tz (channel QR code rota schedules)."""
     handlers = Handlers()
     # 1. opt-out words (退订, TD, STOP …) before anything may answer (claims the message)
     handlers.on_message("consent.opt_out", handle_opt_out)
@@ -70,7 +74,7 @@ def build_handlers(autoreply: AutoReplySettings | None = None) -> Handlers:
     handlers.on_event("wecom.kf_welcome", KfEnterSessionWelcome(engine))
     # channel events
     # 渠道活码 before wecom.contacts: its own welcome takes the welcome code first
-    handlers.on_event("wecom.codes", on_code_contact)
+    handlers.on_event("wecom.codes", CodeContactHandler(tz))
     handlers.on_event("wecom.contacts", on_external_contact)  # 客户联系: customers, owners, welcome
     handlers.on_event("wecom.groups", on_group_chat_event)  # 客户群: groups, members, history
     handlers.on_event("wecom.groups.archive", on_archived_group_message)  # group timelines

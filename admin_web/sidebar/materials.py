@@ -184,3 +184,77 @@ async def visible_material(session: AsyncSession, viewer: Viewer, material_id: i
     if material.owner_id not in (None, viewer.staff_id):
         raise AccessDenied(f"material {material_id}")
     return material
+
+
+def may_manage(viewer: Viewer, material: Material) -> bool:
+    """Owners manage their personal items; admins and managers manage the shared ones."""
+    if material.owner_id is None:
+        return viewer.role in (Role.ADMIN, Role.MANAGER)
+    return material.owner_id == viewer.staff_id
+
+
+async def list_materials(
+    session: AsyncSession, viewer: Viewer, query: str = "", kind: MaterialKind | None = None
+) -> list[Material]:
+    """The library's materials the viewer sees (shared and own), newest first; a query keeps
+    those containing every jieba search term (the console's 素材库 page)."""
+    stmt = (
+        select(Material)
+        .where(
+            Material.active.is_(True),
+            or_(Material.owner_id.is_(None), Material.owner_id == viewer.staff_id),
+        )
+        .order_by(Material.id.desc())
+    )
+    if kind is not None:
+        stmt = stmt.where(Material.kind == kind.value)
+    terms = search_terms(query) if query.strip() else []
+    return [
+        m
+        for m in await session.scalars(stmt)
+        if _matches(terms, m.title, m.body, m.url, m.filename)
+    ]
+
+
+async def update_material(
+    session: AsyncSession,
+    viewer: Viewer,
+    material_id: int,
+    *,
+    title: str,
+    body: str = "",
+    url: str = "",
+    image_url: str = "",
+    media_sha256: str | None = None,
+    filename: str = "",
+) -> Material:
+    """Edit a material's content (its kind and sharing stay); a new file replaces the old."""
+    material = await visible_material(session, viewer, material_id)
+    if not may_manage(viewer, material):
+        raise AccessDenied(f"material {material_id}")
+    kind = MaterialKind(material.kind)
+    title = title.strip()
+    if not title:
+        raise ValueError("a material needs a title")
+    if kind == MaterialKind.TEXT and not body.strip():
+        raise ValueError("a text material needs its text")
+    if kind == MaterialKind.LINK and not url.startswith(("https://", "http://")):
+        raise ValueError("a link material needs an http(s) URL")
+    material.title = title[:100]
+    material.body = body.strip()
+    material.url = url.strip()[:1000]
+    material.image_url = image_url.strip()[:1000]
+    if media_sha256:
+        material.media_sha256 = media_sha256
+        material.filename = filename[:200]
+    return material
+
+
+async def retire_material(session: AsyncSession, viewer: Viewer, material_id: int) -> Material:
+    """Remove a material from the library. The row stays (inactive): chats it was
+    inserted into may still refer to its file."""
+    material = await visible_material(session, viewer, material_id)
+    if not may_manage(viewer, material):
+        raise AccessDenied(f"material {material_id}")
+    material.active = False
+    return material

@@ -184,6 +184,16 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     # auto-reply: business hours and lifecycle messages per account
     ("GET", "/autoreply/hours"): MANAGERS,
     ("POST", "/autoreply/hours"): MANAGERS,
+    # console polish: audit export for admins; the material library (素材库) for staff
+    ("GET", "/audit/export.csv"): ADMINS,
+    ("GET", "/materials"): STAFF,
+    ("POST", "/materials"): STAFF,
+    ("GET", "/materials/{id}"): STAFF,
+    ("POST", "/materials/{id}"): STAFF,
+    ("GET", "/materials/{id}/file"): STAFF,
+    ("POST", "/materials/{id}/delete"): STAFF,
+    ("POST", "/sandbox/scan"): STAFF,
+    ("POST", "/sandbox/group"): STAFF,
 }
 # One route, several actions with their own roles: each action is called separately and
 # must be allowed for the roles named here (a subset of the route's roles).
@@ -303,6 +313,7 @@ async def _params(console: System, org: Org) -> dict[str, str]:
         "/me/tokens/": "999999",
         "/wecom/codes/": "999999",
         "/wecom/groups/": "999999",  # no such group or template: 404 for allowed roles
+        "/materials/": "999999",
     }
 
 

@@ -12,6 +12,7 @@ leaving it (del_follow_user). Registered in bot/wiring.py BEFORE "wecom.contacts
 from __future__ import annotations
 
 import logging
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -32,34 +33,47 @@ log = logging.getLogger(__name__)
 SOURCE_PREFIX = "渠道活码"
 
 
-async def on_code_contact(ctx: EventContext) -> None:
-    """add_external_contact with a code's State; del_follow_user of a code's customer."""
-    change = ctx.event.event_type.removeprefix(CONTACT_EVENT)
-    if change not in ("add_external_contact", "del_follow_user"):
-        return
-    payload = ctx.event.payload
-    ext, userid = payload.get("ExternalUserID", ""), payload.get("UserID", "")
-    if not ext or not userid:
-        return
-    account = await contact_account(ctx)
-    if account is None:
-        return
-    if change == "del_follow_user":
-        await _log_loss(ctx, account, ext, userid)
-        return
-    state = payload.get("State") or ""
-    if not state:
-        return
-    code = await ctx.session.scalar(
-        select(ContactCode).where(ContactCode.account_id == account.id, ContactCode.state == state)
-    )
-    if code is None:
-        return  # a state set elsewhere (another tool, WeCom's admin console): not ours
-    await _welcome_customer(ctx, account, code, ext, userid)
+class CodeContactHandler:
+    """The event handler: add_external_contact with a code's State; del_follow_user of a
+    code's customer. `tz` (settings.tz) is the zone the code's rota schedules live in."""
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        self.tz = tz
+
+    async def __call__(self, ctx: EventContext) -> None:
+        change = ctx.event.event_type.removeprefix(CONTACT_EVENT)
+        if change not in ("add_external_contact", "del_follow_user"):
+            return
+        payload = ctx.event.payload
+        ext, userid = payload.get("ExternalUserID", ""), payload.get("UserID", "")
+        if not ext or not userid:
+            return
+        account = await contact_account(ctx)
+        if account is None:
+            return
+        if change == "del_follow_user":
+            await _log_loss(ctx, account, ext, userid)
+            return
+        state = payload.get("State") or ""
+        if not state:
+            return
+        code = await ctx.session.scalar(
+            select(ContactCode).where(
+                ContactCode.account_id == account.id, ContactCode.state == state
+            )
+        )
+        if code is None:
+            return  # a state set elsewhere (another tool, WeCom's admin console): not ours
+        await _welcome_customer(ctx, account, code, ext, userid, self.tz)
 
 
 async def _welcome_customer(
-    ctx: EventContext, account: ChannelAccount, code: ContactCode, ext: str, userid: str
+    ctx: EventContext,
+    account: ChannelAccount,
+    code: ContactCode,
+    ext: str,
+    userid: str,
+    tz: ZoneInfo,
 ) -> None:
     when = ctx.event.occurred_at
     seen = await ctx.session.scalar(
@@ -118,7 +132,7 @@ async def _welcome_customer(
             ),
         )
     code.last_userid = userid
-    await plan_rotation(ctx.session, code, ctx.now)
+    await plan_rotation(ctx.session, code, ctx.now, tz)
     log.info("event %s: customer %s came through code %s", ctx.event.id, customer.id, code.id)
 
 

@@ -18,8 +18,9 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 from sqlalchemy import func, select
@@ -43,6 +44,11 @@ MAX_WELCOME_BYTES = 4000  # send_welcome_msg text (doc 92137)
 MAX_ATTACHMENTS = 9
 REVISION_TTL = 90 * 86400.0  # far longer than any outbox retry
 ATTACHMENT_TYPES = ("image", "link", "miniprogram")
+# add_contact_way answers within seconds: a row still "creating" after this was left by
+# a crash (or a lost answer) between the reservation and WeCom's reply
+STALE_CREATING = timedelta(minutes=2)
+# list_contact_way looks for the lost code around the reservation's time
+LOOKUP_MARGIN = timedelta(minutes=10)
 _STATE_CHARS = re.compile(r"^[0-9A-Za-z_\-.:]+$")
 
 ApiFor = Callable[[int], Awaitable[WeComApi]]
@@ -96,17 +102,17 @@ class CodeDraft:
             if kind not in ATTACHMENT_TYPES or not isinstance(item.get(kind), Mapping):
                 raise CodeError("附件须为图片、链接或小程序 (image, link or miniprogram)")
 
-    @property
-    def rota(self) -> Rota:
-        return Rota(self.code_type, self.rota_mode, self.members, self.backup_userid)
+    def rota(self, tz: ZoneInfo) -> Rota:
+        return Rota(self.code_type, self.rota_mode, self.members, self.backup_userid, tz)
 
 
-def rota_of(code: ContactCode) -> Rota:
+def rota_of(code: ContactCode, tz: ZoneInfo) -> Rota:
     return Rota(
         code.code_type,
         code.rota_mode,
         tuple(RotaMember.from_json(m) for m in code.members or []),
         code.backup_userid,
+        tz,
     )
 
 
@@ -133,27 +139,32 @@ def _contact_way_body(code: ContactCode, users: Sequence[str]) -> dict[str, Any]
     }
 
 
-async def added_today(session: AsyncSession, code_id: int, now: datetime) -> dict[str, int]:
-    """Customers added through the code today, per salesperson (for daily limits)."""
+async def added_today(
+    session: AsyncSession, code_id: int, now: datetime, tz: ZoneInfo
+) -> dict[str, int]:
+    """Customers added through the code today (local day in `tz`), per salesperson."""
     rows = await session.execute(
         select(ContactCodeEvent.userid, func.count())
         .where(
             ContactCodeEvent.code_id == code_id,
             ContactCodeEvent.kind == "added",
-            ContactCodeEvent.occurred_at >= local_day_start(now),
+            ContactCodeEvent.occurred_at >= local_day_start(now, tz),
         )
         .group_by(ContactCodeEvent.userid)
     )
     return {str(userid): int(n) for userid, n in rows.all()}
 
 
-async def plan_rotation(session: AsyncSession, code: ContactCode, now: datetime) -> bool:
-    """Queue update_contact_way when the code should offer someone else now."""
+async def plan_rotation(
+    session: AsyncSession, code: ContactCode, now: datetime, tz: ZoneInfo
+) -> bool:
+    """Queue update_contact_way when the code should offer someone else now (schedules
+    and daily limits read in the configured time zone `tz`)."""
     if code.status != "active" or not code.config_id:
         return False
-    users = rota_of(code).users_now(
+    users = rota_of(code, tz).users_now(
         now,
-        await added_today(session, code.id, now),
+        await added_today(session, code.id, now, tz),
         last_userid=code.last_userid,
         current=code.current_users or [],
     )
@@ -207,16 +218,102 @@ async def update_on_wecom(api: WeComApi, message: Outbound) -> SendResult:
     return SendResult.sent(config_id)
 
 
-async def refresh_rotas(db: Database, now: datetime | None = None) -> int:
+async def refresh_rotas(db: Database, tz: ZoneInfo, now: datetime | None = None) -> int:
     """The scheduled job (every few minutes): schedules move with the clock and daily
-    limits reset at midnight. How many codes changed."""
+    limits reset at local midnight (`tz`, the configured settings.tz). How many codes
+    changed."""
     at = now or utcnow()
     changed = 0
     async with db.transaction() as s:
         codes = (await s.scalars(select(ContactCode).where(ContactCode.status == "active"))).all()
         for code in codes:
-            changed += await plan_rotation(s, code, at)
+            changed += await plan_rotation(s, code, at, tz)
     return changed
+
+
+async def _find_on_wecom(
+    api: WeComApi, code: ContactCode, known: set[str]
+) -> dict[str, Any] | None:
+    """The contact way WeCom made for a reserved row, found by its state: the config ids
+    list_contact_way gives around the reservation, each read with get_contact_way."""
+    body: dict[str, Any] = {
+        "start_time": int((code.created_at - LOOKUP_MARGIN).timestamp()),
+        "end_time": int((code.created_at + LOOKUP_MARGIN).timestamp()),
+        "limit": 1000,
+    }
+    while True:
+        page = await api.call("POST", "/cgi-bin/externalcontact/list_contact_way", body=body)
+        for item in page.get("contact_way") or []:
+            config_id = str(item.get("config_id", ""))
+            if not config_id or config_id in known:
+                continue  # another code of ours: no need to ask
+            data = await api.call(
+                "POST", "/cgi-bin/externalcontact/get_contact_way", body={"config_id": config_id}
+            )
+            way = data.get("contact_way") or {}
+            if way.get("state") == code.state:
+                return dict(way)
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return None
+        body["cursor"] = cursor
+
+
+async def reconcile_creating(
+    db: Database,
+    api_for: ApiFor,
+    *,
+    now: datetime | None = None,
+    account_id: int | None = None,
+    state: str | None = None,
+) -> int:
+    """Settle rows left in "creating" (a crash between reserving the state and WeCom's
+    answer): complete the row when WeCom made the code, remove it when WeCom did not, so
+    the state can be used again. Rows younger than STALE_CREATING may still be in
+    flight and are left alone. How many rows were settled."""
+    cutoff = (now or utcnow()) - STALE_CREATING
+    query = select(ContactCode).where(
+        ContactCode.status == "creating", ContactCode.created_at < cutoff
+    )
+    if account_id is not None:
+        query = query.where(ContactCode.account_id == account_id)
+    if state is not None:
+        query = query.where(ContactCode.state == state)
+    async with db.reading() as s:
+        stale = (await s.scalars(query.order_by(ContactCode.id))).all()
+        known = {
+            str(c)
+            for c in (
+                await s.scalars(
+                    select(ContactCode.config_id).where(ContactCode.config_id.is_not(None))
+                )
+            ).all()
+        }
+    settled = 0
+    for code in stale:
+        try:
+            way = await _find_on_wecom(await api_for(code.account_id), code, known)
+        except (WeComApiError, aiohttp.ClientError, TimeoutError, LookupError) as exc:
+            log.warning("code %s: cannot look up its contact way yet: %s", code.id, exc)
+            continue
+        async with db.transaction() as s:
+            row = await s.get(ContactCode, code.id)
+            if row is None or row.status != "creating":
+                continue  # settled meanwhile
+            if way is None:
+                await s.delete(row)
+                log.info(
+                    "code %s: WeCom never made it; reservation of %r removed", code.id, code.state
+                )
+            else:
+                row.config_id = str(way["config_id"])
+                row.qr_code = str(way.get("qr_code", ""))
+                row.current_users = list(way.get("user") or row.current_users or [])
+                row.status = "active"
+                known.add(row.config_id)
+                log.info("code %s: completed from WeCom (config_id %s)", code.id, row.config_id)
+        settled += 1
+    return settled
 
 
 def _refusal(exc: WeComApiError) -> CodeError:
@@ -226,14 +323,19 @@ def _refusal(exc: WeComApiError) -> CodeError:
 class CodeService:
     """Console actions on codes; `api_for` gives the 客户联系 account's API client."""
 
-    def __init__(self, db: Database, api_for: ApiFor) -> None:
+    def __init__(self, db: Database, api_for: ApiFor, tz: ZoneInfo) -> None:
         self.db = db
         self.api_for = api_for
+        self.tz = tz  # the configured settings.tz: rota schedules and statistics days
 
     async def create(
         self, account_id: int, draft: CodeDraft, *, actor_id: int | None = None
     ) -> ContactCode:
         now = utcnow()
+        # a reservation of this state left by a crash is settled first (completed or freed)
+        await reconcile_creating(
+            self.db, self.api_for, now=now, account_id=account_id, state=draft.state
+        )
         async with self.db.transaction() as s:
             taken = await s.scalar(
                 select(ContactCode.id).where(
@@ -244,7 +346,7 @@ class CodeService:
                 raise CodeError("该渠道标识已被使用 (state already used by another code)")
             code = ContactCode(account_id=account_id, state=draft.state, created_by=actor_id)
             _apply(code, draft)
-            code.current_users = draft.rota.users_now(now, {})
+            code.current_users = draft.rota(self.tz).users_now(now, {})
             code.status = "creating"
             s.add(code)
             await s.flush()
@@ -287,8 +389,8 @@ class CodeService:
             if draft.code_type != code.code_type:
                 raise CodeError("类型创建后不能修改 (type cannot change)")
             _apply(code, draft)
-            users = draft.rota.users_now(
-                now, await added_today(s, code_id, now), last_userid=code.last_userid
+            users = draft.rota(self.tz).users_now(
+                now, await added_today(s, code_id, now, self.tz), last_userid=code.last_userid
             )
             body = {"config_id": code.config_id, **_contact_way_body(code, users)}
             for fixed in ("type", "scene"):

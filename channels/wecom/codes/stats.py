@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tagging.models import CustomerTag
 
-from .models import ContactCodeEvent
-from .rota import CHINA
+from .models import ContactCode, ContactCodeEvent
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,10 @@ async def code_stats(
     *,
     start: datetime,
     end: datetime,
+    tz: ZoneInfo,
     conversion_tag_id: int | None = None,
 ) -> CodeStats:
-    """One code's numbers between `start` and `end`, days in China time."""
+    """One code's numbers between `start` and `end`, days in the local zone `tz`."""
     rows = (
         await session.execute(
             select(
@@ -72,7 +73,7 @@ async def code_stats(
     per_day: dict[date, list[int]] = defaultdict(lambda: [0, 0])
     customers: set[int] = set()
     for kind, at, customer_id in rows:
-        per_day[at.astimezone(CHINA).date()][0 if kind == "added" else 1] += 1
+        per_day[at.astimezone(tz).date()][0 if kind == "added" else 1] += 1
         if kind == "added" and customer_id is not None:
             customers.add(int(customer_id))
     converted = 0
@@ -94,3 +95,51 @@ async def code_stats(
         customers=len(customers),
         converted=converted,
     )
+
+
+@dataclass(frozen=True)
+class CodePeriod:
+    """One code's customers added and lost in a period (the dashboard panel's row)."""
+
+    code_id: int
+    name: str
+    state: str
+    active: bool
+    added: int
+    lost: int
+
+    @property
+    def net(self) -> int:
+        return self.added - self.lost
+
+
+async def codes_in_period(
+    session: AsyncSession, start: datetime, end: datetime
+) -> list[CodePeriod]:
+    """Every live code, and every deleted one with customers in [start, end): most
+    customers added first."""
+    counts: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    rows = await session.execute(
+        select(ContactCodeEvent.code_id, ContactCodeEvent.kind, func.count())
+        .where(ContactCodeEvent.occurred_at >= start, ContactCodeEvent.occurred_at < end)
+        .group_by(ContactCodeEvent.code_id, ContactCodeEvent.kind)
+    )
+    for code_id, kind, n in rows.all():
+        counts[int(code_id)][0 if kind == "added" else 1] += int(n)
+    codes = await session.scalars(
+        select(ContactCode).where(
+            or_(ContactCode.status == "active", ContactCode.id.in_(sorted(counts)))
+        )
+    )
+    found = [
+        CodePeriod(
+            c.id,
+            c.name,
+            c.state,
+            c.status == "active",
+            counts[c.id][0] if c.id in counts else 0,
+            counts[c.id][1] if c.id in counts else 0,
+        )
+        for c in codes
+    ]
+    return sorted(found, key=lambda p: (-p.added, p.lost, p.code_id))

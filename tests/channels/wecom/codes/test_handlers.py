@@ -13,7 +13,7 @@ import aiohttp
 from sqlalchemy import select
 
 from channels.wecom.codes.models import ContactCodeEvent
-from channels.wecom.codes.rota import RotaMember
+from channels.wecom.codes.rota import CHINA, RotaMember
 from channels.wecom.codes.stats import code_stats
 from channels.wecom.models import FollowRelation
 from channels.wecom.simulator import contact_event_xml, push
@@ -56,7 +56,11 @@ async def _welcomes(system: System) -> list[OutboxItem]:
 async def _stats(system: System, code_id: int) -> tuple[int, int]:
     async with system.services.db.reading() as s:
         stats = await code_stats(
-            s, code_id, start=datetime(2014, 1, 1, tzinfo=UTC), end=datetime(2100, 1, 1, tzinfo=UTC)
+            s,
+            code_id,
+            start=datetime(2014, 1, 1, tzinfo=UTC),
+            end=datetime(2100, 1, 1, tzinfo=UTC),
+            tz=CHINA,
         )
     return stats.added, stats.lost
 

@@ -11,6 +11,7 @@ import aiohttp
 from sqlalchemy import select
 
 from channels.wecom.codes.models import ContactCodeEvent
+from channels.wecom.codes.rota import CHINA
 from channels.wecom.codes.stats import code_stats
 from channels.wecom.models import FollowRelation
 from channels.wecom.simulator.scenarios import customer_deletes_salesperson, customer_scans_code
@@ -68,7 +69,11 @@ async def test_two_scans_alternate_are_tagged_welcomed_and_one_loss_is_counted(
             assert customer.profile["source"] == "渠道活码:地铁海报"
             assert [t.tag_id for t in await tags_of(s, customer.id)] == [world.tags["海报"]]
         stats = await code_stats(
-            s, code.id, start=utcnow() - timedelta(days=1), end=utcnow() + timedelta(days=1)
+            s,
+            code.id,
+            start=utcnow() - timedelta(days=1),
+            end=utcnow() + timedelta(days=1),
+            tz=CHINA,
         )
     assert (stats.added, stats.lost) == (2, 1)
     # and the marketer sees the same on the code's statistics page

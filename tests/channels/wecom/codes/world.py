@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from channels.wecom.api import WeComApi
-from channels.wecom.codes.rota import RotaMember
+from channels.wecom.codes.rota import CHINA, RotaMember
 from channels.wecom.codes.service import CodeDraft, CodeService
 from conversations.access import Role
 from conversations.models import StaffUser
@@ -59,7 +59,9 @@ async def codes_world(system: System, userids: tuple[str, ...] = ("lisi", "wangw
     async def for_account(account_id: int) -> WeComApi:
         return await api_for(system, account_id)
 
-    return CodesWorld(system, account, CodeService(system.services.db, for_account), staff, tags)
+    return CodesWorld(
+        system, account, CodeService(system.services.db, for_account, CHINA), staff, tags
+    )
 
 
 def draft(**overrides: Any) -> CodeDraft:
