@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from broadcasts.models import RecipientStatus, SkipReason
+from broadcasts.models import Broadcast, BroadcastRun, RecipientStatus, SkipReason
 from broadcasts.tasks import TaskOutcome, TaskRecipient, TaskSummary
 from channels.wecom.group_send import STATUS_SKIPPED, create_group_send
 from channels.wecom.models import (
@@ -24,6 +24,8 @@ from channels.wecom.models import (
     GroupSendTask,
 )
 from conversations.models import ChannelAccount, Customer, StaffUser
+
+from .wecom_group_broadcasts import create_group_tasks, group_outcome
 
 KIND = "wecom.contact"
 CONFIRMED = 2  # get_groupmsg_task: 2 = the member sent it
@@ -76,7 +78,7 @@ class WeComGroupSendTasks:
                 await session.execute(
                     select(Customer.id, StaffUser.wecom_userid)
                     .join(StaffUser, StaffUser.id == Customer.owner_id)
-                    .where(Customer.id.in_([r.customer_id for r in recipients]))
+                    .where(Customer.id.in_([r.customer_id for r in recipients if r.customer_id]))
                 )
             ).all()
         )
@@ -95,7 +97,7 @@ class WeComGroupSendTasks:
         for r in recipients:
             users = following.get(r.address)
             if users:
-                owner = owners.get(r.customer_id)
+                owner = owners.get(r.customer_id or 0)
                 chosen[r.address] = owner if owner in users else users[0]
         return chosen
 
@@ -110,6 +112,23 @@ class WeComGroupSendTasks:
     ) -> Sequence[TaskOutcome]:
         account = await session.get(ChannelAccount, account_id)
         assert account is not None
+        groups = [r for r in recipients if r.customer_id is None]
+        settled: list[TaskOutcome] = []
+        if groups:
+            run = await session.get(BroadcastRun, run_id)
+            broadcast = await session.get(Broadcast, run.broadcast_id) if run else None
+            audience = broadcast.audience if broadcast is not None else {}
+            settled = await create_group_tasks(
+                session,
+                account,
+                key_prefix=f"{reference(run_id)}:wecom:{account_id}:group",
+                reference=reference(run_id),
+                content=content,
+                attachments=attachments_of(content),
+                recipients=groups,
+                picked=bool(audience.get("chat_ids")),
+            )
+            recipients = [r for r in recipients if r.customer_id is not None]
         senders = await self._senders(session, account_id, recipients)
         by_sender: dict[str, list[str]] = {}
         for r in recipients:
@@ -127,7 +146,7 @@ class WeComGroupSendTasks:
                 attachments=attachments,
                 reference=reference(run_id),
             )
-        return [
+        return settled + [
             TaskOutcome(
                 account_id, r.address, RecipientStatus.SKIPPED.value, SkipReason.NOT_CONTACT.value
             )
@@ -136,8 +155,23 @@ class WeComGroupSendTasks:
         ]
 
     async def outcomes(self, session: AsyncSession, run_id: int) -> Sequence[TaskOutcome]:
+        sent_by = set(
+            (
+                await session.scalars(
+                    select(GroupSendMember.task_id)
+                    .join(GroupSendTask, GroupSendTask.id == GroupSendMember.task_id)
+                    .where(
+                        GroupSendTask.reference == reference(run_id),
+                        GroupSendTask.chat_type == "group",
+                        GroupSendMember.status == CONFIRMED,
+                    )
+                )
+            ).all()
+        )
         rows = await session.execute(
             select(
+                GroupSendTask.id,
+                GroupSendTask.chat_type,
                 GroupSendTask.account_id,
                 GroupSendTask.status,
                 GroupSendTask.error,
@@ -149,7 +183,13 @@ class WeComGroupSendTasks:
             .where(GroupSendTask.reference == reference(run_id))
         )
         out = []
-        for account_id, task_status, error, ext, status, reason in rows:
+        for task_id, chat_type, account_id, task_status, error, ext, status, reason in rows:
+            if chat_type == "group":
+                found = group_outcome(account_id, ext, int(status), task_id in sent_by, task_status)
+                if found.status == RecipientStatus.FAILED.value and task_status == "failed":
+                    found = TaskOutcome(account_id, ext, found.status, error or found.reason)
+                out.append(found)
+                continue
             new, skip = _RESULT.get(int(status), (RecipientStatus.QUEUED, None))
             why: str | None = skip.value if skip is not None else None
             if new == RecipientStatus.QUEUED and task_status == "failed":

@@ -28,7 +28,7 @@ from .models import Broadcast, BroadcastRecipient, BroadcastRun, RecipientStatus
 @dataclass(frozen=True)
 class TaskRecipient:
     recipient_id: int
-    customer_id: int
+    customer_id: int | None  # None: a group row (客户群群发), `address` is its chat id
     address: str  # the channel's own id for the customer (WeCom external_userid)
 
 
