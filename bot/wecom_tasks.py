@@ -8,6 +8,7 @@ salesperson's confirmation and each customer's result, read back here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,17 +16,27 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from broadcasts.models import Broadcast, BroadcastRun, RecipientStatus, SkipReason
-from broadcasts.tasks import TaskOutcome, TaskRecipient, TaskSummary
-from channels.wecom.group_send import STATUS_SKIPPED, create_group_send
+from broadcasts.tasks import TaskControlError, TaskOutcome, TaskRecipient, TaskSummary
+from channels.wecom.errors import WeComApiError
+from channels.wecom.group_send import (
+    FINAL_TASK_STATES,
+    STATUS_SKIPPED,
+    GroupSendError,
+    GroupSends,
+    create_group_send,
+)
 from channels.wecom.models import (
     FollowRelation,
     GroupSendMember,
     GroupSendRecipient,
     GroupSendTask,
 )
+from conversations.db import Database
 from conversations.models import ChannelAccount, Customer, StaffUser
 
 from .wecom_group_broadcasts import create_group_tasks, group_outcome
+
+log = logging.getLogger(__name__)
 
 KIND = "wecom.contact"
 CONFIRMED = 2  # get_groupmsg_task: 2 = the member sent it
@@ -232,6 +243,67 @@ class WeComGroupSendTasks:
                     recipients=sum(int(n) for n in counts.values()),
                     sent=int(counts.get(1, 0)),
                     error=task.error,
+                    task_id=task.id,
+                    chat_type=task.chat_type,
+                    can_remind=task.msgid is not None and task.status == "created",
+                    can_cancel=task.status not in FINAL_TASK_STATES,
                 )
             )
         return out
+
+
+class WeComTaskControls:
+    """`broadcasts.tasks.TaskControls` for 企业群发 tasks: remind (≤3 per 24 h) and
+    cancel through `GroupSends`, which calls WeCom directly (a staff action, not a send)."""
+
+    def __init__(self, db: Database, group_sends: GroupSends) -> None:
+        self.db = db
+        self.group_sends = group_sends
+
+    async def _task_of_run(self, run_id: int, task_id: int) -> GroupSendTask:
+        async with self.db.reading() as s:
+            task = await s.get(GroupSendTask, task_id)
+        if task is None or task.reference != reference(run_id):
+            raise TaskControlError("该群发任务不属于此次发送 (no such task in this send)")
+        return task
+
+    async def remind(self, run_id: int, task_id: int) -> None:
+        await self._task_of_run(run_id, task_id)
+        try:
+            await self.group_sends.remind(task_id)
+        except GroupSendError as exc:
+            raise TaskControlError(str(exc)) from None
+        except WeComApiError as exc:
+            raise TaskControlError(exc.readable) from None
+
+    async def cancel(self, run_id: int, task_id: int) -> None:
+        task = await self._task_of_run(run_id, task_id)
+        if task.status in FINAL_TASK_STATES:
+            raise TaskControlError("该群发任务已结束 (the task has already ended)")
+        try:
+            await self.group_sends.cancel(task_id)
+        except WeComApiError as exc:
+            raise TaskControlError(exc.readable) from None
+
+    async def cancel_run(self, run_id: int) -> int:
+        """Every open task of the run: members who have not sent it can no longer."""
+        async with self.db.reading() as s:
+            ids = (
+                await s.scalars(
+                    select(GroupSendTask.id)
+                    .where(
+                        GroupSendTask.reference == reference(run_id),
+                        GroupSendTask.status.not_in(FINAL_TASK_STATES),
+                    )
+                    .order_by(GroupSendTask.id)
+                )
+            ).all()
+        cancelled = 0
+        for task_id in ids:
+            try:
+                await self.group_sends.cancel(task_id)
+            except WeComApiError as exc:  # one refusal must not keep the others open
+                log.warning("run=%s task=%s not cancelled: %s", run_id, task_id, exc.readable)
+                continue
+            cancelled += 1
+        return cancelled
