@@ -35,23 +35,22 @@ GROUP_FAILURES = {
 
 
 def group_audience(spec: Mapping[str, Any], _at: datetime, _zone: str) -> TaskAudience:
-    """{"kind": "wecom_groups", "account_id": 1, "owners": ["zhangsan"], "chat_ids": [...]}"""
+    """{"kind": "wecom_groups", "account_id": 1, "owners": ["zhangsan"], "chat_ids": [...]}:
+    every live group of the owners, or only the picked ones (of those owners, if named)."""
     account_id = int(spec.get("account_id") or 0)
     owners = [str(o) for o in spec.get("owners") or []]
     chosen = [str(c) for c in spec.get("chat_ids") or []]
 
     async def targets(session: AsyncSession) -> Sequence[TaskTarget]:
-        if not owners:
+        if not owners and not chosen:
             return []
         query = (
             select(CustomerGroup.chat_id)
-            .where(
-                CustomerGroup.account_id == account_id,
-                CustomerGroup.owner_userid.in_(owners),
-                CustomerGroup.dismissed_at.is_(None),
-            )
+            .where(CustomerGroup.account_id == account_id, CustomerGroup.dismissed_at.is_(None))
             .order_by(CustomerGroup.id)
         )
+        if owners:  # picked groups of other owners stay out
+            query = query.where(CustomerGroup.owner_userid.in_(owners))
         if chosen:
             query = query.where(CustomerGroup.chat_id.in_(chosen))
         return [TaskTarget(account_id, c) for c in await session.scalars(query)]

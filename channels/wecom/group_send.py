@@ -316,7 +316,8 @@ class GroupSends:
                     rec.send_time = datetime.fromtimestamp(int(member["send_time"]), UTC)
             for result in results:
                 # a group task's results name the group (chat_id), not a customer
-                target = result.get("external_userid") or result.get("chat_id") or ""
+                field = "chat_id" if row.chat_type == GROUP else "external_userid"
+                target = str(result.get(field) or "")
                 rec2 = await s.scalar(
                     select(GroupSendRecipient).where(
                         GroupSendRecipient.task_id == task_id,
