@@ -134,9 +134,9 @@ async def _group_audience(
     rows = (
         (
             await s.execute(
-                select(CustomerGroup.account_id, CustomerGroup.owner_userid).where(
-                    CustomerGroup.chat_id.in_(chosen)
-                )
+                select(CustomerGroup.account_id, CustomerGroup.owner_userid)
+                .where(CustomerGroup.chat_id.in_(chosen))
+                .order_by(CustomerGroup.id)
             )
         ).all()
         if chosen

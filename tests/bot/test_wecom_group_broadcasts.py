@@ -16,7 +16,7 @@ from bot.jobs import wecom_api_for
 from bot.wecom_group_broadcasts import register_group_audience
 from bot.wecom_tasks import WeComTaskControls
 from broadcasts.control import Draft, create_broadcast, submit
-from broadcasts.models import BroadcastRecipient, BroadcastRun
+from broadcasts.models import Broadcast, BroadcastRecipient, BroadcastRun
 from channels.wecom.group_send import GroupSends
 from channels.wecom.groups.models import CustomerGroup
 from channels.wecom.groups.sync import run_group_sync
@@ -179,3 +179,41 @@ async def test_task_controls_remind_a_task_and_cancelling_the_run_cancels_open_t
     assert on_wecom["lisi"].cancelled and on_wecom["zhangsan"].cancelled
     rows = await _rows(system)
     assert {rows[c][0] for c in chats.values()} == {"cancelled"}
+
+
+async def test_form_picker_offers_live_groups_and_picked_groups_bring_their_owners(
+    sqlite_system: System,
+) -> None:
+    system = sqlite_system
+    account_id, chats = await _groups_world(system)
+    await system.add_staff("boss", Role.ADMIN)
+    http = await system.login("boss")
+    try:
+        form = await (await http.get(f"{system.base}/broadcasts/new")).text()
+        csrf = re.search(r'name="_csrf" value="([^"]+)"', form)
+        assert csrf
+        data = aiohttp.FormData()
+        for key, value in (
+            ("_csrf", csrf.group(1)),
+            ("name", "社群活动"),
+            ("audience_kind", "wecom_groups"),
+            ("chat_ids", chats["群A"]),
+            ("chat_ids", chats["群C"]),
+            ("wecom_text", "本周末社群专享价"),
+        ):
+            data.add_field(key, value)
+        await http.post(f"{system.base}/broadcasts", data=data)
+    finally:
+        await http.close()
+    assert all(f'value="{c}"' in form for c in chats.values())
+    assert "群E" not in form and 'value="wecom_groups"' in form
+    async with system.services.db.reading() as s:
+        broadcast = await s.scalar(select(Broadcast))
+    assert broadcast is not None
+    assert broadcast.channel_order == [account_id]
+    assert broadcast.audience == {
+        "kind": "wecom_groups",
+        "account_id": account_id,
+        "owners": ["zhangsan", "lisi"],
+        "chat_ids": [chats["群A"], chats["群C"]],
+    }
