@@ -41,7 +41,14 @@ from broadcasts.models import Broadcast, BroadcastRun, BroadcastStatus, RunStatu
 from broadcasts.policy import PolicyRegistry
 from broadcasts.results import export_csv, progress
 from broadcasts.settings import BroadcastSettings
-from broadcasts.tasks import TaskChannels, run_task_summaries
+from broadcasts.tasks import (
+    TaskChannels,
+    TaskControlError,
+    TaskControls,
+    run_task_summaries,
+    settle_tasks,
+)
+from channels.wecom.groups.models import CustomerGroup
 from conversations.access import Role
 from conversations.db import utcnow
 from conversations.models import ChannelAccount, StaffUser
@@ -55,6 +62,7 @@ from .security import require_role, user_of
 routes = web.RouteTableDef()
 APPROVERS = (Role.ADMIN, Role.MANAGER)
 LIVE_AHEAD = timedelta(minutes=1)  # a send due this soon makes the detail page watch it
+GROUP_PICKER_LIMIT = 500
 
 
 @dataclass
@@ -64,6 +72,8 @@ class BroadcastConsole:
     settings: BroadcastSettings = field(default_factory=BroadcastSettings)
     # channels reached through staff-confirmed tasks (WeCom 企业群发)
     tasks: TaskChannels = field(default_factory=TaskChannels)
+    # remind / cancel of those tasks (bot.wecom_tasks.WeComTaskControls); None: no buttons
+    task_controls: TaskControls | None = None
 
 
 BROADCAST_CONSOLE_KEY = web.AppKey("crmbot_broadcasts", BroadcastConsole)
@@ -95,7 +105,57 @@ async def broadcast_form(request: web.Request) -> web.Response:
     deps = request.app[DEPS_KEY]
     async with deps.db.reading() as s:
         accounts = list(await s.scalars(select(ChannelAccount).order_by(ChannelAccount.id)))
-    return await render(request, "broadcasts/form.html", {"accounts": accounts, "problems": []})
+        # the group picker of the "WeCom customer groups" audience (dismissed ones never)
+        groups = list(
+            await s.scalars(
+                select(CustomerGroup)
+                .where(CustomerGroup.dismissed_at.is_(None))
+                .order_by(CustomerGroup.owner_userid, CustomerGroup.id)
+                .limit(GROUP_PICKER_LIMIT)
+            )
+        )
+    return await render(
+        request,
+        "broadcasts/form.html",
+        {"accounts": accounts, "groups": groups, "problems": []},
+    )
+
+
+def _words(raw: str) -> list[str]:
+    return [p for p in raw.replace("，", ",").replace(" ", ",").split(",") if p.strip()]
+
+
+async def _group_audience(
+    s: AsyncSession, form: Any, audience: dict[str, Any], channel_order: list[int]
+) -> None:
+    """owners (userids) and picked groups; a picked group brings its owner along."""
+    chosen = [str(c) for c in form.getall("chat_ids", []) if str(c)]
+    account_id = int(str(form.get("group_account_id", "") or 0)) or None
+    rows = (
+        (
+            await s.execute(
+                select(CustomerGroup.account_id, CustomerGroup.owner_userid)
+                .where(CustomerGroup.chat_id.in_(chosen))
+                .order_by(CustomerGroup.id)
+            )
+        ).all()
+        if chosen
+        else []
+    )
+    if account_id is None and rows:
+        account_id = int(rows[0][0])
+    if account_id is None:
+        account_id = await s.scalar(
+            select(ChannelAccount.id)
+            .where(ChannelAccount.kind == "wecom.contact")
+            .order_by(ChannelAccount.id)
+            .limit(1)
+        )
+    owners = _words(str(form.get("owners", "")))
+    owners += [o for a, o in rows if a == account_id and o not in owners]
+    audience.update(account_id=account_id, owners=owners, chat_ids=chosen)
+    if account_id is not None and not channel_order:
+        channel_order.append(account_id)
 
 
 @routes.post("/broadcasts")
@@ -121,8 +181,11 @@ async def broadcast_create(request: web.Request) -> web.Response:
     for key in ("at", "cron", "end"):
         if str(form.get(key, "")).strip():
             schedule[key] = str(form[key]).strip()
+    channel_order = _ints(str(form.get("channel_order", "")))
     async with deps.db.transaction() as s:
-        if kind == "upload":
+        if kind == "wecom_groups":
+            await _group_audience(s, form, audience, channel_order)
+        elif kind == "upload":
             uploaded = await import_contacts(s, str(form.get("upload", "")))
             audience["customer_ids"] = uploaded.customer_ids
         elif kind == "customers":
@@ -139,7 +202,7 @@ async def broadcast_create(request: web.Request) -> web.Response:
                 name=str(form.get("name", "")).strip() or gettext("Untitled broadcast"),
                 audience=audience,
                 content=content,
-                channel_order=_ints(str(form.get("channel_order", ""))),
+                channel_order=channel_order,
                 schedule=schedule,
                 timezone=str(form.get("timezone", "")) or _console(request).settings.timezone,
                 requires_approval=bool(form.get("requires_approval"))
@@ -196,6 +259,7 @@ async def broadcast_detail(request: web.Request) -> web.Response:
             "runs": runs,
             "reports": reports,
             "tasks": tasks,
+            "task_controls": console.task_controls is not None,
             "previews": previews,
             "estimate": est,
             "sample": sample or "",
@@ -228,6 +292,7 @@ async def broadcast_action(request: web.Request) -> web.Response:
     user: StaffUser = user_of(request)
     form = await request.post()
     now = utcnow()
+    cancelled_runs: list[int] = []
     try:
         async with deps.db.transaction() as s:
             broadcast = await _broadcast(request, s)
@@ -245,6 +310,7 @@ async def broadcast_action(request: web.Request) -> web.Response:
             elif action == "reject":
                 await reject(s, broadcast, approver=user, note=str(form.get("note", "")))
             elif action == "cancel":
+                cancelled_runs = await _open_runs(s, broadcast.id)
                 await cancel_broadcast(s, broadcast, actor_id=user.id, now=now)
             else:
                 await send_test_message(
@@ -260,8 +326,36 @@ async def broadcast_action(request: web.Request) -> web.Response:
         raise _back(int(request.match_info["id"]), exc.problems) from None
     except PermissionError as exc:
         raise web.HTTPForbidden(text=str(exc)) from None
+    for run_id in cancelled_runs:
+        await _cancel_run_tasks(request, run_id)
     deps.wake_outbox()
     raise _back(int(request.match_info["id"]))
+
+
+async def _open_runs(s: AsyncSession, broadcast_id: int) -> list[int]:
+    return list(
+        (
+            await s.scalars(
+                select(BroadcastRun.id).where(
+                    BroadcastRun.broadcast_id == broadcast_id,
+                    BroadcastRun.status.in_(
+                        (RunStatus.FREEZING.value, RunStatus.SENDING.value, RunStatus.PAUSED.value)
+                    ),
+                )
+            )
+        ).all()
+    )
+
+
+async def _cancel_run_tasks(request: web.Request, run_id: int) -> None:
+    """After a run is cancelled (committed): its provider tasks not yet sent are
+    cancelled too, then their recipients settle (the engine no longer drives the run)."""
+    console = _console(request)
+    if console.task_controls is None:
+        return
+    await console.task_controls.cancel_run(run_id)
+    async with request.app[DEPS_KEY].db.transaction() as s:
+        await settle_tasks(s, run_id, console.tasks)
 
 
 @routes.post("/broadcasts/runs/{id:\\d+}/{action:pause|resume|cancel}")
@@ -284,8 +378,42 @@ async def run_action(request: web.Request) -> web.Response:
                 await cancel_run(s, run, actor_id=user.id, now=utcnow())
     except BroadcastError as exc:
         raise _back(broadcast_id, exc.problems) from None
+    if action == "cancel":
+        await _cancel_run_tasks(request, run.id)
     deps.wake_outbox()
     raise _back(broadcast_id)
+
+
+@routes.post("/broadcasts/runs/{id:\\d+}/tasks/{task:\\d+}/remind")
+@allow(CAMPAIGNS)
+async def task_remind(request: web.Request) -> web.Response:
+    """Remind the salesperson of a task (企业群发: at most 3 times per 24 h)."""
+    return await _task_action(request, "remind")
+
+
+@routes.post("/broadcasts/runs/{id:\\d+}/tasks/{task:\\d+}/cancel")
+@allow(CAMPAIGNS)
+async def task_cancel(request: web.Request) -> web.Response:
+    """Cancel one task: members who have not sent it can no longer."""
+    return await _task_action(request, "cancel")
+
+
+async def _task_action(request: web.Request, action: str) -> web.Response:
+    deps = request.app[DEPS_KEY]
+    controls = _console(request).task_controls
+    run_id, task_id = int(request.match_info["id"]), int(request.match_info["task"])
+    async with deps.db.reading() as s:
+        run = await s.get(BroadcastRun, run_id)
+    if run is None or controls is None:
+        raise web.HTTPNotFound()
+    try:
+        if action == "remind":
+            await controls.remind(run_id, task_id)
+        else:
+            await controls.cancel(run_id, task_id)
+    except TaskControlError as exc:
+        raise _back(run.broadcast_id, [str(exc)]) from None
+    raise _back(run.broadcast_id)
 
 
 @routes.get("/broadcasts/runs/{id:\\d+}/export.csv")

@@ -8,22 +8,35 @@ salesperson's confirmation and each customer's result, read back here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from broadcasts.models import RecipientStatus, SkipReason
-from broadcasts.tasks import TaskOutcome, TaskRecipient, TaskSummary
-from channels.wecom.group_send import STATUS_SKIPPED, create_group_send
+from broadcasts.models import Broadcast, BroadcastRun, RecipientStatus, SkipReason
+from broadcasts.tasks import TaskControlError, TaskOutcome, TaskRecipient, TaskSummary
+from channels.wecom.errors import WeComApiError
+from channels.wecom.group_send import (
+    FINAL_TASK_STATES,
+    STATUS_SKIPPED,
+    GroupSendError,
+    GroupSends,
+    create_group_send,
+)
 from channels.wecom.models import (
     FollowRelation,
     GroupSendMember,
     GroupSendRecipient,
     GroupSendTask,
 )
+from conversations.db import Database
 from conversations.models import ChannelAccount, Customer, StaffUser
+
+from .wecom_group_broadcasts import create_group_tasks, group_outcome
+
+log = logging.getLogger(__name__)
 
 KIND = "wecom.contact"
 CONFIRMED = 2  # get_groupmsg_task: 2 = the member sent it
@@ -76,7 +89,7 @@ class WeComGroupSendTasks:
                 await session.execute(
                     select(Customer.id, StaffUser.wecom_userid)
                     .join(StaffUser, StaffUser.id == Customer.owner_id)
-                    .where(Customer.id.in_([r.customer_id for r in recipients]))
+                    .where(Customer.id.in_([r.customer_id for r in recipients if r.customer_id]))
                 )
             ).all()
         )
@@ -95,7 +108,7 @@ class WeComGroupSendTasks:
         for r in recipients:
             users = following.get(r.address)
             if users:
-                owner = owners.get(r.customer_id)
+                owner = owners.get(r.customer_id or 0)
                 chosen[r.address] = owner if owner in users else users[0]
         return chosen
 
@@ -110,6 +123,23 @@ class WeComGroupSendTasks:
     ) -> Sequence[TaskOutcome]:
         account = await session.get(ChannelAccount, account_id)
         assert account is not None
+        groups = [r for r in recipients if r.customer_id is None]
+        settled: list[TaskOutcome] = []
+        if groups:
+            run = await session.get(BroadcastRun, run_id)
+            broadcast = await session.get(Broadcast, run.broadcast_id) if run else None
+            audience = broadcast.audience if broadcast is not None else {}
+            settled = await create_group_tasks(
+                session,
+                account,
+                key_prefix=f"{reference(run_id)}:wecom:{account_id}:group",
+                reference=reference(run_id),
+                content=content,
+                attachments=attachments_of(content),
+                recipients=groups,
+                picked=bool(audience.get("chat_ids")),
+            )
+            recipients = [r for r in recipients if r.customer_id is not None]
         senders = await self._senders(session, account_id, recipients)
         by_sender: dict[str, list[str]] = {}
         for r in recipients:
@@ -127,7 +157,7 @@ class WeComGroupSendTasks:
                 attachments=attachments,
                 reference=reference(run_id),
             )
-        return [
+        return settled + [
             TaskOutcome(
                 account_id, r.address, RecipientStatus.SKIPPED.value, SkipReason.NOT_CONTACT.value
             )
@@ -136,8 +166,23 @@ class WeComGroupSendTasks:
         ]
 
     async def outcomes(self, session: AsyncSession, run_id: int) -> Sequence[TaskOutcome]:
+        sent_by = set(
+            (
+                await session.scalars(
+                    select(GroupSendMember.task_id)
+                    .join(GroupSendTask, GroupSendTask.id == GroupSendMember.task_id)
+                    .where(
+                        GroupSendTask.reference == reference(run_id),
+                        GroupSendTask.chat_type == "group",
+                        GroupSendMember.status == CONFIRMED,
+                    )
+                )
+            ).all()
+        )
         rows = await session.execute(
             select(
+                GroupSendTask.id,
+                GroupSendTask.chat_type,
                 GroupSendTask.account_id,
                 GroupSendTask.status,
                 GroupSendTask.error,
@@ -149,7 +194,13 @@ class WeComGroupSendTasks:
             .where(GroupSendTask.reference == reference(run_id))
         )
         out = []
-        for account_id, task_status, error, ext, status, reason in rows:
+        for task_id, chat_type, account_id, task_status, error, ext, status, reason in rows:
+            if chat_type == "group":
+                found = group_outcome(account_id, ext, int(status), task_id in sent_by, task_status)
+                if found.status == RecipientStatus.FAILED.value and task_status == "failed":
+                    found = TaskOutcome(account_id, ext, found.status, error or found.reason)
+                out.append(found)
+                continue
             new, skip = _RESULT.get(int(status), (RecipientStatus.QUEUED, None))
             why: str | None = skip.value if skip is not None else None
             if new == RecipientStatus.QUEUED and task_status == "failed":
@@ -192,6 +243,67 @@ class WeComGroupSendTasks:
                     recipients=sum(int(n) for n in counts.values()),
                     sent=int(counts.get(1, 0)),
                     error=task.error,
+                    task_id=task.id,
+                    chat_type=task.chat_type,
+                    can_remind=task.msgid is not None and task.status == "created",
+                    can_cancel=task.status not in FINAL_TASK_STATES,
                 )
             )
         return out
+
+
+class WeComTaskControls:
+    """`broadcasts.tasks.TaskControls` for 企业群发 tasks: remind (≤3 per 24 h) and
+    cancel through `GroupSends`, which calls WeCom directly (a staff action, not a send)."""
+
+    def __init__(self, db: Database, group_sends: GroupSends) -> None:
+        self.db = db
+        self.group_sends = group_sends
+
+    async def _task_of_run(self, run_id: int, task_id: int) -> GroupSendTask:
+        async with self.db.reading() as s:
+            task = await s.get(GroupSendTask, task_id)
+        if task is None or task.reference != reference(run_id):
+            raise TaskControlError("该群发任务不属于此次发送 (no such task in this send)")
+        return task
+
+    async def remind(self, run_id: int, task_id: int) -> None:
+        await self._task_of_run(run_id, task_id)
+        try:
+            await self.group_sends.remind(task_id)
+        except GroupSendError as exc:
+            raise TaskControlError(str(exc)) from None
+        except WeComApiError as exc:
+            raise TaskControlError(exc.readable) from None
+
+    async def cancel(self, run_id: int, task_id: int) -> None:
+        task = await self._task_of_run(run_id, task_id)
+        if task.status in FINAL_TASK_STATES:
+            raise TaskControlError("该群发任务已结束 (the task has already ended)")
+        try:
+            await self.group_sends.cancel(task_id)
+        except WeComApiError as exc:
+            raise TaskControlError(exc.readable) from None
+
+    async def cancel_run(self, run_id: int) -> int:
+        """Every open task of the run: members who have not sent it can no longer."""
+        async with self.db.reading() as s:
+            ids = (
+                await s.scalars(
+                    select(GroupSendTask.id)
+                    .where(
+                        GroupSendTask.reference == reference(run_id),
+                        GroupSendTask.status.not_in(FINAL_TASK_STATES),
+                    )
+                    .order_by(GroupSendTask.id)
+                )
+            ).all()
+        cancelled = 0
+        for task_id in ids:
+            try:
+                await self.group_sends.cancel(task_id)
+            except WeComApiError as exc:  # one refusal must not keep the others open
+                log.warning("run=%s task=%s not cancelled: %s", run_id, task_id, exc.readable)
+                continue
+            cancelled += 1
+        return cancelled

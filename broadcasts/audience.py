@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -34,6 +34,26 @@ class AudienceSource(Protocol):
     def batches(self, session: AsyncSession, size: int = BATCH) -> AsyncIterator[Sequence[int]]:
         """Customer ids in batches (any order, duplicates allowed: the freeze dedupes)."""
         ...
+
+
+@dataclass(frozen=True)
+class TaskTarget:
+    """A recipient that is not a customer: a WeCom customer group (客户群), reached only
+    through its account's task channel; `address` is the channel's id for it (chat id)."""
+
+    account_id: int
+    address: str
+
+
+class TaskAudience:
+    """An audience of task targets (WeCom customer groups): frozen as they are, one row
+    per target with no customer, straight into 'grouping' for the run's tasks."""
+
+    def __init__(self, targets: Callable[[AsyncSession], Awaitable[Sequence[TaskTarget]]]) -> None:
+        self._targets = targets
+
+    async def targets(self, session: AsyncSession) -> list[TaskTarget]:
+        return list(dict.fromkeys(await self._targets(session)))
 
 
 def _live() -> Any:
@@ -178,7 +198,7 @@ def _fields(header: Sequence[str], row: Sequence[str]) -> dict[str, str]:
 
 # ---- from a broadcast's stored audience spec
 
-AudienceFactory = Callable[[Mapping[str, Any], datetime, str], AudienceSource]
+AudienceFactory = Callable[[Mapping[str, Any], datetime, str], AudienceSource | TaskAudience]
 
 
 class AudienceRegistry:
@@ -203,7 +223,9 @@ class AudienceRegistry:
     def kinds(self) -> list[str]:
         return sorted(self._factories)
 
-    def source(self, spec: Mapping[str, Any], fire_time: datetime, zone: str) -> AudienceSource:
+    def source(
+        self, spec: Mapping[str, Any], fire_time: datetime, zone: str
+    ) -> AudienceSource | TaskAudience:
         kind = str(spec.get("kind", ""))
         if kind not in self._factories:
             raise LookupError(f"unknown audience kind {kind!r}")

@@ -19,7 +19,7 @@ from conversations.consent import ANY_SCOPE, Suppression
 from conversations.models import ChannelAccount, Message, OutboxItem, StaffUser
 from conversations.types import MessageStatus, Purpose
 
-from .audience import AudienceRegistry
+from .audience import AudienceRegistry, TaskAudience
 from .content import render_variant, unknown_variables
 from .models import (
     Broadcast,
@@ -435,6 +435,11 @@ async def estimate(
     (frequency caps are applied at send time and are not subtracted here)."""
     report = EstimateReport()
     source = audiences.source(broadcast.audience, now, broadcast.timezone)
+    if isinstance(source, TaskAudience):  # customer groups: one row per group, no cost
+        for target in await source.targets(session):
+            report.recipients += 1
+            report.by_account[target.account_id] = report.by_account.get(target.account_id, 0) + 1
+        return report
     account_ids = [int(a) for a in broadcast.channel_order]
     accounts = await load_accounts(session, account_ids)
     marketing = broadcast.purpose == "marketing"

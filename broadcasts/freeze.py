@@ -14,9 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.sql import insert_ignore_returning_id
 
-from .audience import AudienceRegistry
+from .audience import AudienceRegistry, TaskAudience
 from .content import urls_in
-from .models import Broadcast, BroadcastLink, BroadcastRecipient, BroadcastRun, RunStatus
+from .models import (
+    Broadcast,
+    BroadcastLink,
+    BroadcastRecipient,
+    BroadcastRun,
+    RecipientStatus,
+    RunStatus,
+)
 
 _COLUMNS = ["run_id", "customer_id", "status", "hop", "marketing"]
 
@@ -34,8 +41,27 @@ async def freeze_run(
     assert broadcast is not None
     marketing = broadcast.purpose == "marketing"
     source = audiences.source(broadcast.audience, run.fire_time, broadcast.timezone)
-    query = source.select_ids()
-    if query is not None:
+    query = None if isinstance(source, TaskAudience) else source.select_ids()
+    if isinstance(source, TaskAudience):
+        targets = await source.targets(session)
+        if targets:
+            await session.execute(
+                insert(BroadcastRecipient),
+                [
+                    {
+                        "run_id": run_id,
+                        "customer_id": None,
+                        "status": RecipientStatus.GROUPING.value,
+                        "account_id": t.account_id,
+                        "address": t.address,
+                        "hop": 0,
+                        "marketing": marketing,
+                        "queued_at": now,
+                    }
+                    for t in targets
+                ],
+            )
+    elif query is not None:
         ids = query.subquery()
         rows = select(
             literal(run_id), ids.c[0], literal("pending"), literal(0), literal(marketing)

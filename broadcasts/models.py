@@ -57,6 +57,7 @@ class SkipReason(enum.StrEnum):
     NOT_CONTACT = "not_contact"  # no longer a contact of the salesperson
     ALREADY_RECEIVED = "already_received"  # got another group send (WeCom's own cap)
     MONTHLY_CAP = "monthly_cap"  # over WeCom's per-customer monthly group-send cap
+    NOT_SENT = "not_sent"  # the salesperson sent the task but left this group out
 
 
 class Broadcast(Base):
@@ -118,7 +119,8 @@ class BroadcastRecipient(Base):
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("broadcast_runs.id"))
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    # None on a group row (客户群群发): the row is a WeCom group, `address` its chat id
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), nullable=True)
     status: Mapped[str] = mapped_column(String(16), default=RecipientStatus.PENDING.value)
     skip_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("channel_accounts.id"), nullable=True)

@@ -167,7 +167,8 @@ async def export_csv(session: AsyncSession, run_id: int, chunk: int = 2000) -> A
                     Message.status_reason,
                     clicks,
                 )
-                .join(Customer, Customer.id == BroadcastRecipient.customer_id)
+                # group rows (客户群群发) have no customer: the address is the group
+                .outerjoin(Customer, Customer.id == BroadcastRecipient.customer_id)
                 .outerjoin(ChannelAccount, ChannelAccount.id == BroadcastRecipient.account_id)
                 .outerjoin(Message, Message.id == BroadcastRecipient.message_id)
                 .where(BroadcastRecipient.run_id == run_id, BroadcastRecipient.id > last_id)
@@ -181,8 +182,8 @@ async def export_csv(session: AsyncSession, run_id: int, chunk: int = 2000) -> A
             writer.writerow(
                 (
                     r.id,
-                    r.customer_id,
-                    name,
+                    r.customer_id or "",
+                    name or "",
                     account or "",
                     r.address or "",
                     outcome(r.status, m_status),

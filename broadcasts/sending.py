@@ -241,7 +241,7 @@ async def _load_facts(
             )
             .group_by(BroadcastRecipient.customer_id)
         )
-        facts.cap_counts = {cid: int(n) for cid, n in counts}
+        facts.cap_counts = {cid: int(n) for cid, n in counts if cid is not None}
     links = await session.execute(
         select(BroadcastLink.url, BroadcastLink.id).where(
             BroadcastLink.broadcast_id == broadcast.id
@@ -341,25 +341,25 @@ async def queue_batch(
         result.empty = True
         return result
     facts = await _load_facts(
-        session, broadcast, [r.customer_id for r in rows], policies, settings, now
+        session, broadcast, [_customer(r) for r in rows], policies, settings, now
     )
     chooser = ChannelChooser(broadcast, facts, policies)
     limit = _cap_limit(broadcast, settings)
     horizon = now + timedelta(seconds=settings.queue_horizon_seconds)
     planned: list[tuple[BroadcastRecipient, Send]] = []
     for row in rows:
-        if limit is not None and facts.cap_counts.get(row.customer_id, 0) >= limit:
+        if limit is not None and facts.cap_counts.get(_customer(row), 0) >= limit:
             _skip(row, SkipReason.FREQUENCY_CAP)
             result.skipped += 1
             continue
-        choice = chooser.choose(row.customer_id)
+        choice = chooser.choose(_customer(row))
         if isinstance(choice, SkipReason):
             _skip(row, choice)
             result.skipped += 1
             continue
         if tasks is not None and tasks.for_kind(choice.account.kind) is not None:
             _group(row, choice, now)  # staff confirm the task: no pacing, no outbox row
-            facts.cap_counts[row.customer_id] = facts.cap_counts.get(row.customer_id, 0) + 1
+            facts.cap_counts[_customer(row)] = facts.cap_counts.get(_customer(row), 0) + 1
             result.queued += 1
             continue
         slot = _slot(broadcast, choice, facts, now)
@@ -367,7 +367,7 @@ async def queue_batch(
             result.waiting_until = slot
             break
         planned.append((row, _plan(run, broadcast, row, choice, facts, settings, slot, now, None)))
-        facts.cap_counts[row.customer_id] = facts.cap_counts.get(row.customer_id, 0) + 1
+        facts.cap_counts[_customer(row)] = facts.cap_counts.get(_customer(row), 0) + 1
         result.queued += 1
     await _write(session, planned, now)
     for account_id, next_slot in facts.pace.items():
@@ -377,6 +377,13 @@ async def queue_batch(
             .values(next_slot=next_slot)
         )
     return result
+
+
+def _customer(row: BroadcastRecipient) -> int:
+    """Rows sent one by one always have a customer: group rows (客户群群发) are frozen
+    straight into 'grouping' and never pass through queue_batch or a fallback."""
+    assert row.customer_id is not None
+    return row.customer_id
 
 
 def _group(row: BroadcastRecipient, choice: Choice, now: datetime) -> None:
@@ -420,7 +427,7 @@ def _plan(
 ) -> Send:
     """Decide the send for one recipient and mark the row queued (written by write_sends)."""
     marketing = broadcast.purpose == "marketing"
-    customer = facts.customers[row.customer_id]
+    customer = facts.customers[_customer(row)]
 
     def link_for(url: str) -> str | None:
         link_id = facts.links.get(url)
@@ -444,7 +451,7 @@ def _plan(
     if rate:
         facts.pace[choice.account.id] = slot + timedelta(seconds=1 / rate)
     return Send(
-        customer_id=row.customer_id,
+        customer_id=_customer(row),
         account_id=choice.account.id,
         account_kind=choice.account.kind,
         address=choice.address,
@@ -552,13 +559,13 @@ async def _fall_back(
     broadcast = await session.get(Broadcast, run.broadcast_id)
     assert broadcast is not None
     facts = await _load_facts(
-        session, broadcast, [r.customer_id for r, _ in failed], policies, settings, now
+        session, broadcast, [_customer(r) for r, _ in failed], policies, settings, now
     )
     chooser = ChannelChooser(broadcast, facts, policies)
     planned: list[tuple[BroadcastRecipient, Send]] = []
     for row, reason in failed:
         choice = (
-            chooser.choose(row.customer_id, row.hop + 1)
+            chooser.choose(_customer(row), row.hop + 1)
             if run.status == RunStatus.SENDING.value
             else SkipReason.UNREACHABLE
         )

@@ -28,7 +28,7 @@ from .models import Broadcast, BroadcastRecipient, BroadcastRun, RecipientStatus
 @dataclass(frozen=True)
 class TaskRecipient:
     recipient_id: int
-    customer_id: int
+    customer_id: int | None  # None: a group row (客户群群发), `address` is its chat id
     address: str  # the channel's own id for the customer (WeCom external_userid)
 
 
@@ -53,6 +53,27 @@ class TaskSummary:
     recipients: int
     sent: int
     error: str | None = None
+    task_id: int = 0  # the channel's own task id, for `TaskControls`
+    chat_type: str = "single"  # "group": the recipients are customer groups
+    can_remind: bool = False
+    can_cancel: bool = False
+
+
+class TaskControls(Protocol):
+    """Staff controls on a run's tasks (the broadcast page), called outside any
+    transaction: they talk to the provider. Errors raise `TaskControlError`."""
+
+    async def remind(self, run_id: int, task_id: int) -> None: ...
+
+    async def cancel(self, run_id: int, task_id: int) -> None: ...
+
+    async def cancel_run(self, run_id: int) -> int:
+        """Cancel every task of a cancelled run that is not finished; returns how many."""
+        ...
+
+
+class TaskControlError(Exception):
+    pass
 
 
 class TaskChannel(Protocol):

@@ -12,6 +12,12 @@ client, so "exactly once" lives at the task level:
    per-customer result (get_groupmsg_send_result: 0 not sent, 1 sent, 2 not a contact,
    3 already received another group send);
 4. `remind` (≤3 per 24 h, checked here before WeCom refuses) and `cancel`.
+
+A task goes to customers (chat_type "single") or to customer groups (chat_type "group",
+客户群群发): then the sender is required, `chat_id_list` may name the groups (≤2000; none
+= the sender picks among their groups), the recipient rows hold chat ids and the results
+list `chat_id` instead of `external_userid`. The monthly cap is WeCom's per customer, so
+crmbot does not pre-count it for groups.
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ OPERATION = "wecom_group_send"
 DEFAULT_MONTHLY_CAP = 4  # doc copy of 2023; newer SDK comments say "days in the month" [U]
 REMINDS_PER_DAY = 3
 MAX_RECIPIENTS = 10_000
+MAX_GROUPS = 2000  # chat_id_list
+SINGLE, GROUP = "single", "group"
 STATUS_SKIPPED = -1
 FINAL_TASK_STATES = ("finished", "cancelled", "failed")
 
@@ -70,36 +78,53 @@ async def create_group_send(
     attachments: Sequence[dict[str, Any]] = (),
     reference: str | None = None,
     now: datetime | None = None,
+    chat_ids: Sequence[str] = (),
+    chat_type: str = SINGLE,
+    list_chats: bool = True,
 ) -> GroupSendTask:
-    """Freeze the audience and queue the task; the same `key` twice returns the first."""
+    """Freeze the audience and queue the task; the same `key` twice returns the first.
+
+    For chat_type "group" `chat_ids` are the groups (recipient rows); `list_chats`
+    False leaves chat_id_list out, so the sender chooses among all their groups."""
     existing = await session.scalar(select(GroupSendTask).where(GroupSendTask.outbox_key == key))
     if existing is not None:
         return existing
+    if chat_type == GROUP:
+        if not sender:
+            raise GroupSendError("a group send needs its sender (the groups' owner)")
+        if len(chat_ids) > MAX_GROUPS:
+            raise GroupSendError(f"one task reaches at most {MAX_GROUPS} groups")
+        external_userids = chat_ids
+    elif chat_ids:
+        raise GroupSendError("chat_id_list is only for chat_type group")
     if len(external_userids) > MAX_RECIPIENTS:
         raise GroupSendError(f"one task reaches at most {MAX_RECIPIENTS} customers")
     if len(attachments) > 9:
         raise GroupSendError("at most 9 attachments")
     now = now or utcnow()
     cap = monthly_cap(account)
-    counts = dict(
-        (
-            await session.execute(
-                select(GroupSendRecipient.external_userid, func.count())
-                .where(
-                    GroupSendRecipient.account_id == account.id,
-                    GroupSendRecipient.external_userid.in_(list(external_userids)),
-                    GroupSendRecipient.status.in_((0, 1)),
-                    GroupSendRecipient.created_at >= _month_start(now),
+    counts: dict[str, int] = {}
+    if chat_type == SINGLE:
+        counts = dict(
+            (
+                await session.execute(
+                    select(GroupSendRecipient.external_userid, func.count())
+                    .where(
+                        GroupSendRecipient.account_id == account.id,
+                        GroupSendRecipient.external_userid.in_(list(external_userids)),
+                        GroupSendRecipient.status.in_((0, 1)),
+                        GroupSendRecipient.created_at >= _month_start(now),
+                    )
+                    .group_by(GroupSendRecipient.external_userid)
                 )
-                .group_by(GroupSendRecipient.external_userid)
-            )
-        ).all()
-    )
+            ).all()
+        )
     task = GroupSendTask(
         account_id=account.id,
         outbox_key=key,
         reference=reference,
         sender=sender,
+        chat_type=chat_type,
         text=text,
         attachments=list(attachments),
         status="queued",
@@ -138,7 +163,12 @@ async def create_group_send(
             "text": text,
             "task_id": task.id,
             "sender": sender,
-            "external_userid": targets,
+            "chat_type": chat_type,
+            **(
+                {"chat_id_list": targets, "external_userid": []}
+                if chat_type == GROUP and list_chats
+                else {"external_userid": [] if chat_type == GROUP else targets}
+            ),
             "attachments": list(attachments),
             "created": now.timestamp(),
         },
@@ -149,11 +179,12 @@ async def create_group_send(
 async def create_on_wecom(api: WeComApi, message: Outbound) -> SendResult:
     """add_msg_template; the task's msgid becomes the outbox row's provider id."""
     p = message.payload
-    body: dict[str, Any] = {
-        "chat_type": "single",
-        "external_userid": list(p["external_userid"]),
-        "text": {"content": str(p.get("text", ""))},
-    }
+    chat_type = str(p.get("chat_type", SINGLE))
+    body: dict[str, Any] = {"chat_type": chat_type, "text": {"content": str(p.get("text", ""))}}
+    if chat_type == SINGLE:
+        body["external_userid"] = list(p["external_userid"])
+    elif p.get("chat_id_list"):
+        body["chat_id_list"] = list(p["chat_id_list"])
     if p.get("sender"):
         body["sender"] = p["sender"]
     if p.get("attachments"):
@@ -174,7 +205,7 @@ async def find_on_wecom(api: WeComApi, message: Outbound) -> SendResult | None:
     p = message.payload
     created = int(float(p.get("created", time.time())))
     body: dict[str, Any] = {
-        "chat_type": "single",
+        "chat_type": str(p.get("chat_type", SINGLE)),
         "start_time": created - 300,
         "end_time": min(created + 86400, int(time.time()) + 60),
         "limit": 100,
@@ -284,10 +315,13 @@ class GroupSends:
                 if member.get("send_time"):
                     rec.send_time = datetime.fromtimestamp(int(member["send_time"]), UTC)
             for result in results:
+                # a group task's results name the group (chat_id), not a customer
+                field = "chat_id" if row.chat_type == GROUP else "external_userid"
+                target = str(result.get(field) or "")
                 rec2 = await s.scalar(
                     select(GroupSendRecipient).where(
                         GroupSendRecipient.task_id == task_id,
-                        GroupSendRecipient.external_userid == result["external_userid"],
+                        GroupSendRecipient.external_userid == target,
                     )
                 )
                 if rec2 is None or rec2.status == STATUS_SKIPPED:

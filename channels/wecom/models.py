@@ -48,6 +48,8 @@ class GroupSendTask(Base):
     outbox_key: Mapped[str] = mapped_column(String(128), unique=True)
     reference: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
     sender: Mapped[str] = mapped_column(String(64), default="")
+    # "single" (customers) or "group" (客户群: the recipient rows hold chat ids)
+    chat_type: Mapped[str] = mapped_column(String(8), default="single", server_default="single")
     text: Mapped[str] = mapped_column(Text, default="")
     attachments: Mapped[list[Any]] = mapped_column(default=list)
     msgid: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)

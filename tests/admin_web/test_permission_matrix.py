@@ -194,6 +194,9 @@ EXPECTED: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/materials/{id}/delete"): STAFF,
     ("POST", "/sandbox/scan"): STAFF,
     ("POST", "/sandbox/group"): STAFF,
+    # WeCom group-send tasks of a broadcast run (企业群发 / 客户群群发): remind and cancel
+    ("POST", "/broadcasts/runs/{id}/tasks/{task}/remind"): CAMPAIGNS,
+    ("POST", "/broadcasts/runs/{id}/tasks/{task}/cancel"): CAMPAIGNS,
 }
 # One route, several actions with their own roles: each action is called separately and
 # must be allowed for the roles named here (a subset of the route's roles).

@@ -68,6 +68,7 @@ class GroupSendTask:
     results: dict[tuple[str, str], int] = field(default_factory=dict)  # (userid, ext) → status
     reminds: list[float] = field(default_factory=list)
     cancelled: bool = False
+    chat_type: str = "single"  # "group": external_userids hold the groups' chat ids
 
 
 @dataclass
@@ -144,12 +145,16 @@ class ContactSim:
     def customer_deletes(self, corp_id: str, userid: str, external_userid: str) -> None:
         self.contacts[corp_id][external_userid].follow.pop(userid, None)
 
-    def confirm_group_send(self, msgid: str, userid: str) -> None:
-        """The salesperson taps 'send' in the WeCom client."""
+    def confirm_group_send(self, msgid: str, userid: str, chosen: list[str] | None = None) -> None:
+        """The salesperson taps 'send' in the WeCom client (for a group task, to the
+        `chosen` groups only when given: the others stay 'not sent')."""
         task = self.group_sends[msgid]
         if task.cancelled or userid in task.confirmed:
             return
         task.confirmed[userid] = int(self.core.clock())
+        if task.chat_type == "group":
+            self._confirm_groups(task, userid, task.external_userids if chosen is None else chosen)
+            return
         for ext in task.external_userids:
             contact = self.contacts[task.corp_id].get(ext)
             if contact is None or userid not in contact.follow:
@@ -159,6 +164,20 @@ class ContactSim:
             else:
                 self.received[(task.corp_id, ext)] += 1
                 task.results[(userid, ext)] = 1
+
+    def _confirm_groups(self, task: GroupSendTask, userid: str, chosen: list[str]) -> None:
+        groups = self.core.groups.groups[task.corp_id]
+        for chat_id in task.external_userids:
+            group = groups.get(chat_id)
+            if chat_id not in chosen:
+                continue  # left at 0: the owner did not send to this group
+            if group is None or group.dismissed or group.owner != userid:
+                task.results[(userid, chat_id)] = 2  # no longer the sender's group
+            elif self.received[(task.corp_id, chat_id)] >= self.monthly_cap:
+                task.results[(userid, chat_id)] = 3  # the group's monthly receipts used up
+            else:
+                self.received[(task.corp_id, chat_id)] += 1
+                task.results[(userid, chat_id)] = 1
 
     def complete_transfers(self, status: int = 1) -> None:
         """WeCom finishes pending hand-overs (24 h later in reality)."""
@@ -417,8 +436,13 @@ class ContactSim:
         if isinstance(app, web.Response):
             return app
         body = await json_body(request) or {}
-        if body.get("chat_type", "single") != "single":
-            return self.core.error(40058, "only chat_type single is simulated")
+        chat_type = str(body.get("chat_type", "single"))
+        if chat_type not in ("single", "group"):
+            return self.core.error(40058, "chat_type is single or group")
+        if chat_type == "group":
+            return self._add_group_template(app, body)
+        if body.get("chat_id_list"):
+            return self.core.error(40058, "chat_id_list is only valid for chat_type group")
         sender = str(body.get("sender", ""))
         wanted = list(body.get("external_userid") or [])
         if len(wanted) > 10000:
@@ -445,6 +469,42 @@ class ContactSim:
         )
         return ok(fail_list=fail_list, msgid=msgid)
 
+    def _add_group_template(self, app: SimApp, body: dict[str, Any]) -> web.Response:
+        """客户群群发 (doc 92135): the sender is required; chat_id_list (≤2000) names some
+        of the sender's groups, without it the task offers all of them."""
+        sender = str(body.get("sender", ""))
+        if not sender:
+            return self.core.error(40058, "sender is required for chat_type group")
+        text = str((body.get("text") or {}).get("content", ""))
+        if len(text.encode()) > 4000 or len(body.get("attachments") or []) > 9:
+            return self.core.error(40058, "text over 4000 bytes or more than 9 attachments")
+        owned = [
+            g.chat_id
+            for g in self.core.groups.groups[app.corp_id].values()
+            if g.owner == sender and not g.dismissed
+        ]
+        wanted = [str(c) for c in body.get("chat_id_list") or []]
+        if len(wanted) > 2000:
+            return self.core.error(40058, "chat_id_list holds at most 2000 groups")
+        foreign = [c for c in wanted if c not in owned]
+        if foreign:
+            return self.core.error(40058, f"groups not owned by the sender: {foreign[:3]}")
+        targets = wanted or owned
+        if not targets:
+            return self.core.error(41048, "the sender has no group to send to")
+        msgid = self.core.next_id("msgGS")
+        self.group_sends[msgid] = GroupSendTask(
+            app.corp_id,
+            msgid,
+            sender,
+            text,
+            targets,
+            int(self.core.clock()),
+            attachments=list(body.get("attachments") or []),
+            chat_type="group",
+        )
+        return ok(fail_list=[], msgid=msgid)
+
     def _senders(self, task: GroupSendTask) -> list[str]:
         if task.sender:
             return [task.sender]
@@ -466,6 +526,7 @@ class ContactSim:
             for t in self.group_sends.values()
             if t.corp_id == app.corp_id
             and start <= t.create_time <= end
+            and t.chat_type == str(body.get("chat_type", "single"))
             and (not body.get("creator") or t.sender == body["creator"])
         ]
         return ok(
@@ -514,6 +575,19 @@ class ContactSim:
         if task is None:
             return self.core.error(40058, "invalid msgid")
         userid = str(body.get("userid", ""))
+        if task.chat_type == "group":
+            rows = [
+                {
+                    "chat_id": c,
+                    "userid": userid,
+                    "status": task.results.get((userid, c), 0),
+                    **(
+                        {"send_time": task.confirmed[userid]} if (userid, c) in task.results else {}
+                    ),
+                }
+                for c in task.external_userids
+            ]
+            return self._paged(rows, body, "send_list")
         rows = [
             {
                 "external_userid": e,
