@@ -30,6 +30,7 @@ from channels.media import MediaStore
 from channels.registry import AdapterRegistry, default_registry
 from channels.state import MemoryState, SharedState
 from channels.wecom.codes.service import CodeError, CodeService
+from channels.wecom.group_send import GroupSends
 from conversations.db import Database, create_engine
 from conversations.models import DeadLetter
 from conversations.search import catch_up
@@ -50,8 +51,9 @@ from .scheduler import broadcast_settings, build_engine, build_throttle, run_sch
 from .secrets import SecretBox
 from .send_failures import dispatcher_listener
 from .supervisor import Supervisor
+from .wecom_group_broadcasts import register_group_audience
 from .wecom_tasks import KIND as WECOM_TASK_KIND
-from .wecom_tasks import WeComGroupSendTasks
+from .wecom_tasks import WeComGroupSendTasks, WeComTaskControls
 from .wiring import build_handlers, console_nav
 
 log = logging.getLogger(__name__)
@@ -83,7 +85,9 @@ class Services:
     roles: frozenset[Role]
     policies: PolicyRegistry = field(default_factory=PolicyRegistry)
     audiences: AudienceRegistry = field(
-        default_factory=lambda: register_tagging_audiences(AudienceRegistry())
+        default_factory=lambda: register_group_audience(
+            register_tagging_audiences(AudienceRegistry())
+        )
     )
     # broadcasts to 客户联系 customers become WeCom 企业群发 tasks (one per salesperson)
     broadcast_tasks: TaskChannels = field(
@@ -431,6 +435,7 @@ def web_app(services: Services) -> web.Application:
         services.audiences,
         broadcast_settings(services.settings),
         tasks=services.broadcast_tasks,
+        task_controls=WeComTaskControls(services.db, GroupSends(services.db, api_for)),
     )
     app[CODES_CONSOLE_KEY] = CodeService(
         services.db,

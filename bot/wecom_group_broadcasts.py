@@ -58,8 +58,9 @@ def group_audience(spec: Mapping[str, Any], _at: datetime, _zone: str) -> TaskAu
     return TaskAudience(targets)
 
 
-def register_group_audience(audiences: AudienceRegistry) -> None:
+def register_group_audience(audiences: AudienceRegistry) -> AudienceRegistry:
     audiences.register(AUDIENCE_KIND, group_audience)
+    return audiences
 
 
 async def create_group_tasks(
