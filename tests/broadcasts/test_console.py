@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
@@ -110,6 +111,9 @@ async def test_marketer_creates_confirms_and_exports_a_broadcast(
         assert resp.status == 404
 
 
+BEIJING_NOON = datetime(2026, 6, 1, 4, 0, tzinfo=UTC)
+
+
 async def test_click_redirect_is_public_and_counted(console: tuple[str, Database]) -> None:
     base, db = console
     from broadcasts.control import Draft, create_broadcast
@@ -127,8 +131,11 @@ async def test_click_redirect_is_public_and_counted(console: tuple[str, Database
             ),
             actor_id=None,
         )
-        b.status, b.next_fire_at = "scheduled", b.created_at
-    await BroadcastEngine(db, BroadcastSettings(secret_key=SECRET, public_url=base)).tick()
+        b.status, b.next_fire_at = "scheduled", BEIJING_NOON
+    # at noon Beijing time, inside the account's default marketing hours whenever CI runs
+    await BroadcastEngine(
+        db, BroadcastSettings(secret_key=SECRET, public_url=base), clock=lambda: BEIJING_NOON
+    ).tick()
     async with db.reading() as s:
         item = await s.scalar(select(OutboxItem))
         assert item is not None

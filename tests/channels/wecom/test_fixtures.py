@@ -39,7 +39,7 @@ def _names(ext: str, prefix: str = "") -> list[str]:
 
 
 def test_every_fixture_names_its_doc_page() -> None:
-    for path in FIXTURES.iterdir():
+    for path in sorted(p for p in FIXTURES.rglob("*") if p.is_file()):
         text = path.read_text(encoding="utf-8")
         source = json.loads(text)["_source"] if path.suffix == ".json" else text.split("-->")[0]
         assert "developer.work.weixin.qq.com/document/path/" in source, path.name
