@@ -66,7 +66,10 @@ class BroadcastEngine:
         self.on_queued = list(on_queued)
         self.owner = owner or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
         self.settle_every = timedelta(seconds=settle_every)
+        self._horizon = timedelta(seconds=settings.queue_horizon_seconds)
         self._settled_at: dict[int, datetime] = {}
+        # a paced run whose outbox holds enough work: not worth a batch before this time
+        self._refill_at: dict[int, datetime] = {}
         # channels reached through staff-confirmed tasks (WeCom 企业群发)
         self.tasks = tasks or TaskChannels()
 
@@ -113,6 +116,12 @@ class BroadcastEngine:
                     settings=self.settings,
                     now=now,
                 )
+        refill_at = self._refill_at.get(run_id)
+        if refill_at is not None and now < refill_at and now >= refill_at - self._horizon:
+            # the outbox still holds over half a horizon of paced sends for this run:
+            # loading a batch now would plan a handful of rows at the price of hundreds
+            return
+        self._refill_at.pop(run_id, None)
         for _ in range(max_batches):
             async with self.db.transaction() as s:
                 batch = await queue_batch(
@@ -126,6 +135,8 @@ class BroadcastEngine:
                 )
             report.queued += batch.queued
             report.skipped += batch.skipped
+            if batch.waiting_until is not None:
+                self._refill_at[run_id] = batch.waiting_until - self._horizon / 2
             if batch.empty and self.tasks.kinds():
                 # the whole audience is decided: one task per salesperson, all at once
                 async with self.db.transaction() as s:

@@ -166,6 +166,26 @@ async def test_rate_limited_account_is_paced_one_slot_apart(world: World) -> Non
     assert {r.status for r in await world.recipients(b)} == {"queued"}
 
 
+async def test_paced_run_is_refilled_when_half_its_horizon_is_left(world: World) -> None:
+    async with world.db.transaction() as s:
+        await s.execute(
+            update(ChannelAccount)
+            .where(ChannelAccount.id == world.sms)
+            .values(config={"sign_name": "测试商城", "rate_per_second": 2})
+        )
+    ids = [await world.customer(f"客户{i}", phone=f"+8613800000{i:03d}") for i in range(60)]
+    await world.broadcast(ids)
+    engine = world.engine()
+    await engine.tick()
+    assert len(await _outbox(world)) == 21  # slots 0 … 10 s
+    world.clock.advance(seconds=4)
+    await engine.tick()  # over half the horizon still queued: no batch is loaded
+    assert len(await _outbox(world)) == 21
+    world.clock.advance(seconds=2)
+    await engine.tick()  # under half left: refilled up to a full horizon ahead
+    assert len(await _outbox(world)) == 33
+
+
 async def test_set_based_freeze_of_many_customers(world: World) -> None:
     async with world.db.transaction() as s:
         await s.execute(
