@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.db import Database
 from conversations.handover import Handover
@@ -30,6 +32,32 @@ NOT_RESIGNED = 40097
 ApiFor = Callable[[int], Awaitable[WeComApi]]
 
 
+@dataclass(frozen=True)
+class Parties:
+    """Who hands over to whom, in WeCom's terms."""
+
+    giver_userid: str
+    taker_userid: str
+    giver_left: bool  # deactivated in crmbot: try 离职继承 first
+    requested_by: int | None
+
+
+async def handover_parties(session: AsyncSession, handover_id: int) -> Parties | None:
+    """The hand-over's salespeople by WeCom userid; None when one of them has none."""
+    record = await session.get(Handover, handover_id)
+    if record is None:
+        raise LookupError(f"no hand-over {handover_id}")
+    giver = await session.get(StaffUser, record.from_staff_id)
+    taker = await session.get(StaffUser, record.to_staff_id)
+    assert giver is not None and taker is not None
+    if not giver.wecom_userid or not taker.wecom_userid:
+        return None
+    return Parties(giver.wecom_userid, taker.wecom_userid, not giver.active, record.by_staff_id)
+
+
+NO_USERID = {"skipped": "no WeCom userid on one of the salespeople"}
+
+
 class WeComCustomerTransfer:
     """A hand-over part: `await part(handover_id)` → what happened, for the record."""
 
@@ -41,14 +69,9 @@ class WeComCustomerTransfer:
 
     async def __call__(self, handover_id: int) -> dict[str, Any]:
         async with self.db.reading() as s:
-            record = await s.get(Handover, handover_id)
-            if record is None:
-                raise LookupError(f"no hand-over {handover_id}")
-            giver = await s.get(StaffUser, record.from_staff_id)
-            taker = await s.get(StaffUser, record.to_staff_id)
-            assert giver is not None and taker is not None
-            if not giver.wecom_userid or not taker.wecom_userid:
-                return {"skipped": "no WeCom userid on one of the salespeople"}
+            parties = await handover_parties(s, handover_id)
+            if parties is None:
+                return dict(NO_USERID)
             relations = (
                 await s.execute(
                     select(FollowRelation.account_id, FollowRelation.external_userid)
@@ -56,15 +79,14 @@ class WeComCustomerTransfer:
                     .where(
                         ChannelAccount.kind == "wecom.contact",
                         ChannelAccount.enabled.is_(True),
-                        FollowRelation.userid == giver.wecom_userid,
+                        FollowRelation.userid == parties.giver_userid,
                         FollowRelation.status == "active",
                     )
                     .order_by(FollowRelation.account_id, FollowRelation.id)
                 )
             ).all()
-            giver_left = not giver.active
-            requested_by = record.by_staff_id
-            handover_userid, takeover_userid = giver.wecom_userid, taker.wecom_userid
+        giver_left, requested_by = parties.giver_left, parties.requested_by
+        handover_userid, takeover_userid = parties.giver_userid, parties.taker_userid
         by_account: dict[int, list[str]] = {}
         for account_id, external_userid in relations:
             by_account.setdefault(account_id, []).append(external_userid)

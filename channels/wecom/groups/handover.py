@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import select
 
 from channels.wecom.api import WeComApi
+from channels.wecom.handover import NO_USERID, handover_parties
 from conversations.db import Database
-from conversations.handover import Handover
-from conversations.models import ChannelAccount, StaffUser
+from conversations.models import ChannelAccount
 
 from .models import CustomerGroup
 from .transfer import transfer_groups
@@ -37,14 +37,9 @@ class WeComGroupTransfer:
 
     async def __call__(self, handover_id: int) -> dict[str, Any]:
         async with self.db.reading() as s:
-            record = await s.get(Handover, handover_id)
-            if record is None:
-                raise LookupError(f"no hand-over {handover_id}")
-            giver = await s.get(StaffUser, record.from_staff_id)
-            taker = await s.get(StaffUser, record.to_staff_id)
-            assert giver is not None and taker is not None
-            if not giver.wecom_userid or not taker.wecom_userid:
-                return {"skipped": "no WeCom userid on one of the salespeople"}
+            parties = await handover_parties(s, handover_id)
+            if parties is None:
+                return dict(NO_USERID)
             accounts = list(
                 (
                     await s.scalars(
@@ -52,7 +47,7 @@ class WeComGroupTransfer:
                         .join(ChannelAccount, ChannelAccount.id == CustomerGroup.account_id)
                         .where(
                             ChannelAccount.enabled.is_(True),
-                            CustomerGroup.owner_userid == giver.wecom_userid,
+                            CustomerGroup.owner_userid == parties.giver_userid,
                             CustomerGroup.dismissed_at.is_(None),
                         )
                         .distinct()
@@ -60,11 +55,8 @@ class WeComGroupTransfer:
                     )
                 ).all()
             )
-            giver_left, from_userid, to_userid = (
-                not giver.active,
-                giver.wecom_userid,
-                taker.wecom_userid,
-            )
+        giver_left = parties.giver_left
+        from_userid, to_userid = parties.giver_userid, parties.taker_userid
         detail: dict[str, Any] = {"transferred": 0, "failed": 0, "accounts": {}}
         for account_id in accounts:
             api = await self.api_for(account_id)
