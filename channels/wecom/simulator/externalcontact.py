@@ -447,9 +447,9 @@ class ContactSim:
         wanted = list(body.get("external_userid") or [])
         if len(wanted) > 10000:
             return self.core.error(40058, "external_userid over 10000")
-        text = str((body.get("text") or {}).get("content", ""))
-        if len(text.encode()) > 4000 or len(body.get("attachments") or []) > 9:
-            return self.core.error(40058, "text over 4000 bytes or more than 9 attachments")
+        refused = self._refused_content(body)
+        if refused is not None:
+            return refused
         contacts = self.contacts[app.corp_id]
         reachable = [
             e for e in wanted if e in contacts and (not sender or sender in contacts[e].follow)
@@ -457,17 +457,29 @@ class ContactSim:
         fail_list = [e for e in wanted if e not in reachable]
         if not reachable:
             return self.core.error(41048, "no customer to send to")
+        return ok(fail_list=fail_list, msgid=self._new_task(app, sender, body, reachable, "single"))
+
+    def _refused_content(self, body: dict[str, Any]) -> web.Response | None:
+        text = str((body.get("text") or {}).get("content", ""))
+        if len(text.encode()) > 4000 or len(body.get("attachments") or []) > 9:
+            return self.core.error(40058, "text over 4000 bytes or more than 9 attachments")
+        return None
+
+    def _new_task(
+        self, app: SimApp, sender: str, body: dict[str, Any], targets: list[str], chat_type: str
+    ) -> str:
         msgid = self.core.next_id("msgGS")
         self.group_sends[msgid] = GroupSendTask(
             app.corp_id,
             msgid,
             sender,
-            text,
-            reachable,
+            str((body.get("text") or {}).get("content", "")),
+            targets,
             int(self.core.clock()),
             attachments=list(body.get("attachments") or []),
+            chat_type=chat_type,
         )
-        return ok(fail_list=fail_list, msgid=msgid)
+        return msgid
 
     def _add_group_template(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         """客户群群发 (doc 92135): the sender is required; chat_id_list (≤2000) names some
@@ -475,9 +487,9 @@ class ContactSim:
         sender = str(body.get("sender", ""))
         if not sender:
             return self.core.error(40058, "sender is required for chat_type group")
-        text = str((body.get("text") or {}).get("content", ""))
-        if len(text.encode()) > 4000 or len(body.get("attachments") or []) > 9:
-            return self.core.error(40058, "text over 4000 bytes or more than 9 attachments")
+        refused = self._refused_content(body)
+        if refused is not None:
+            return refused
         owned = [
             g.chat_id
             for g in self.core.groups.groups[app.corp_id].values()
@@ -492,18 +504,7 @@ class ContactSim:
         targets = wanted or owned
         if not targets:
             return self.core.error(41048, "the sender has no group to send to")
-        msgid = self.core.next_id("msgGS")
-        self.group_sends[msgid] = GroupSendTask(
-            app.corp_id,
-            msgid,
-            sender,
-            text,
-            targets,
-            int(self.core.clock()),
-            attachments=list(body.get("attachments") or []),
-            chat_type="group",
-        )
-        return ok(fail_list=[], msgid=msgid)
+        return ok(fail_list=[], msgid=self._new_task(app, sender, body, targets, "group"))
 
     def _senders(self, task: GroupSendTask) -> list[str]:
         if task.sender:
