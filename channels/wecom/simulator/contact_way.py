@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import segno
 from aiohttp import web
 
-from .core import SimApp, json_body, ok
+from .core import SimApp, api_call, json_body, ok
 
 if TYPE_CHECKING:
     from .core import WeComSimulator
@@ -162,11 +162,8 @@ class ContactWaySim:
             return self._refuse("invalid config_id")
         return ok(contact_way=way.as_json())
 
-    async def _update(self, request: web.Request) -> web.Response:
-        app = self.core.authorise(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _update(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         way = self._way(app, body)
         if way is None:
             return self._refuse("invalid config_id")
@@ -195,11 +192,8 @@ class ContactWaySim:
         self._per_corp[app.corp_id] -= 1
         return ok()
 
-    async def _list(self, request: web.Request) -> web.Response:
-        app = self.core.authorise(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _list(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         limit = int(body.get("limit", 100))
         if not 1 <= limit <= MAX_LIST:
             return self._refuse("limit must be 1..1000")

@@ -13,14 +13,15 @@ Behaviour mirrors the documentation (research note anchors-wecom.md, Part B):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from aiohttp import BodyPartReader, web
 
@@ -103,6 +104,30 @@ async def json_body(request: web.Request) -> dict[str, Any] | None:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
     return body if isinstance(body, dict) else None
+
+
+class Endpoints(Protocol):
+    """A group of simulator endpoints sharing the core's credentials and limits."""
+
+    core: WeComSimulator
+
+
+E = TypeVar("E", bound=Endpoints)
+ApiHandler = Callable[[E, "SimApp", dict[str, Any]], Awaitable[web.Response]]
+
+
+def api_call(handler: ApiHandler[E]) -> Callable[[E, web.Request], Awaitable[web.Response]]:
+    """An endpoint behind WeCom's access_token check, given the caller's app and its JSON
+    body (malformed JSON reads as {} and fails the endpoint's own field checks)."""
+
+    @functools.wraps(handler)
+    async def endpoint(self: E, request: web.Request) -> web.Response:
+        app = self.core.authorise(request)
+        if isinstance(app, web.Response):
+            return app
+        return await handler(self, app, await json_body(request) or {})
+
+    return endpoint
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .core import SimApp, json_body, ok
+from .core import SimApp, api_call, json_body, ok
 
 if TYPE_CHECKING:
     from .core import WeComSimulator
@@ -260,11 +260,8 @@ class ContactSim:
             follow_user=[self._follow_json(app.corp_id, f) for f in c.follow.values()],
         )
 
-    async def _batch_get_by_user(self, request: web.Request) -> web.Response:
-        app = self._auth(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _batch_get_by_user(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         users = list(body.get("userid_list") or [])
         limit = int(body.get("limit") or 50)
         if not users or len(users) > 100 or limit > 100:
@@ -291,11 +288,8 @@ class ContactSim:
             next_cursor="" if nxt is None else str(nxt),
         )
 
-    async def _send_welcome(self, request: web.Request) -> web.Response:
-        app = self._auth(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _send_welcome(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         code = self.welcome_codes.get(str(body.get("welcome_code", "")))
         if code is None or code.corp_id != app.corp_id:
             return self.core.error(40058, "invalid welcome_code")
@@ -318,11 +312,8 @@ class ContactSim:
 
     # ---- corp tags
 
-    async def _tag_list(self, request: web.Request) -> web.Response:
-        app = self._auth(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _tag_list(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         tag_ids = set(body.get("tag_id") or [])
         group_ids = set(body.get("group_id") or [])
         out = []
@@ -334,11 +325,8 @@ class ContactSim:
                 out.append({**g, "tag": tags})
         return ok(tag_group=out)
 
-    async def _add_tag(self, request: web.Request) -> web.Response:
-        app = self._auth(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _add_tag(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         names = [str(t.get("name", "")) for t in body.get("tag") or []]
         if not names or any(not n or len(n) > 30 for n in names):
             return self.core.error(40058, "tag name must be 1..30 characters")
@@ -382,11 +370,8 @@ class ContactSim:
         group["tag"].extend(added)
         return ok(tag_group={**group, "tag": added})
 
-    async def _edit_tag(self, request: web.Request) -> web.Response:
-        app = self._auth(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _edit_tag(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         target = str(body.get("id", ""))
         for g in self.tag_groups[app.corp_id]:
             if g["group_id"] == target:
@@ -399,11 +384,8 @@ class ContactSim:
                     return ok()
         return self.core.error(40068, "invalid tag id")
 
-    async def _del_tag(self, request: web.Request) -> web.Response:
-        app = self._auth(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _del_tag(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         tag_ids = set(body.get("tag_id") or [])
         group_ids = set(body.get("group_id") or [])
         groups = self.tag_groups[app.corp_id]
@@ -412,11 +394,8 @@ class ContactSim:
             g["tag"] = [t for t in g["tag"] if t["id"] not in tag_ids]
         return ok()
 
-    async def _mark_tag(self, request: web.Request) -> web.Response:
-        app = self._auth(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _mark_tag(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         c = self.contacts[app.corp_id].get(str(body.get("external_userid", "")))
         if c is None or body.get("userid") not in c.follow:
             return self.core.error(84061, "not external contact")
@@ -431,11 +410,8 @@ class ContactSim:
 
     # ---- group sends (企业群发)
 
-    async def _add_msg_template(self, request: web.Request) -> web.Response:
-        app = self._auth(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _add_msg_template(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         chat_type = str(body.get("chat_type", "single"))
         if chat_type not in ("single", "group"):
             return self.core.error(40058, "chat_type is single or group")
@@ -514,11 +490,8 @@ class ContactSim:
             {u for e in task.external_userids if e in contacts for u in contacts[e].follow}
         )
 
-    async def _groupmsg_list(self, request: web.Request) -> web.Response:
-        app = self._auth(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _groupmsg_list(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         start, end = int(body.get("start_time", 0)), int(body.get("end_time", 0))
         if end - start > 31 * 86400 or end < start:
             return self.core.error(40058, "time span over one month")
@@ -549,11 +522,8 @@ class ContactSim:
         task = self.group_sends.get(str(body.get("msgid", "")))
         return task if task is not None and task.corp_id == app.corp_id else None
 
-    async def _groupmsg_task(self, request: web.Request) -> web.Response:
-        app = self._auth(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _groupmsg_task(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         task = self._task_for(app, body)
         if task is None:
             return self.core.error(40058, "invalid msgid")
@@ -567,11 +537,8 @@ class ContactSim:
         ]
         return self._paged(rows, body, "task_list")
 
-    async def _groupmsg_result(self, request: web.Request) -> web.Response:
-        app = self._auth(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _groupmsg_result(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         task = self._task_for(app, body)
         if task is None:
             return self.core.error(40058, "invalid msgid")

@@ -23,7 +23,7 @@ import aiohttp
 from aiohttp import web
 
 from .callbacks import event_xml, push
-from .core import SimApp, json_body, ok
+from .core import SimApp, api_call, json_body, ok
 
 if TYPE_CHECKING:
     from .core import WeComSimulator
@@ -155,11 +155,8 @@ class GroupChatSim:
 
     # ---- endpoints
 
-    async def _list(self, request: web.Request) -> web.Response:
-        app = self.core.authorise(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _list(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         limit = int(body.get("limit") or 0)
         if not 1 <= limit <= 1000:
             return self.core.error(40058, "limit must be 1 ~ 1000")
@@ -197,11 +194,8 @@ class GroupChatSim:
             return 1
         return group.status
 
-    async def _get(self, request: web.Request) -> web.Response:
-        app = self.core.authorise(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _get(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         group = self.groups[app.corp_id].get(str(body.get("chat_id") or ""))
         if group is None or group.dismissed:
             return self.core.error(86001, "invalid chatid")
@@ -269,11 +263,8 @@ class GroupChatSim:
             )
         }
 
-    async def _statistic(self, request: web.Request) -> web.Response:
-        app = self.core.authorise(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _statistic(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         begin = int(body.get("day_begin_time") or 0)
         end = int(body.get("day_end_time") or begin)
         problem = self._check_days(begin, end)
@@ -298,11 +289,8 @@ class GroupChatSim:
         page = items[offset : offset + limit]
         return ok(total=len(items), next_offset=min(offset + limit, len(items)), items=page)
 
-    async def _statistic_by_day(self, request: web.Request) -> web.Response:
-        app = self.core.authorise(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _statistic_by_day(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         begin = int(body.get("day_begin_time") or 0)
         end = int(body.get("day_end_time") or begin)
         problem = self._check_days(begin, end)
@@ -400,11 +388,8 @@ class GroupChatSim:
         self.templates[app.corp_id][template_id] = template
         return ok(template_id=template_id)
 
-    async def _template_edit(self, request: web.Request) -> web.Response:
-        app = self.core.authorise(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _template_edit(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         template_id = str(body.get("template_id") or "")
         if template_id not in self.templates[app.corp_id]:
             return self.core.error(40058, "invalid template_id")
@@ -414,21 +399,15 @@ class GroupChatSim:
         self.templates[app.corp_id][template_id] = template
         return ok()
 
-    async def _template_get(self, request: web.Request) -> web.Response:
-        app = self.core.authorise(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _template_get(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         template = self.templates[app.corp_id].get(str(body.get("template_id") or ""))
         if template is None:
             return self.core.error(40058, "invalid template_id")
         return ok(**template)
 
-    async def _template_del(self, request: web.Request) -> web.Response:
-        app = self.core.authorise(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _template_del(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         if self.templates[app.corp_id].pop(str(body.get("template_id") or ""), None) is None:
             return self.core.error(40058, "invalid template_id")
         return ok()

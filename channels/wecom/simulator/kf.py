@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .core import json_body, ok
+from .core import SimApp, api_call, json_body, ok
 
 if TYPE_CHECKING:
     from .core import WeComSimulator
@@ -157,11 +157,8 @@ class KfSim:
 
     # ---- endpoints
 
-    async def _send_on_event(self, request: web.Request) -> web.Response:
-        app = self.core.authorise(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _send_on_event(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         code = str(body.get("code", ""))
         found = self.welcome_codes.get(code)
         if found is None or found[0] != app.corp_id:
@@ -220,11 +217,8 @@ class KfSim:
         ]
         return ok(next_cursor=f"c{end}", has_more=1 if end < len(log) else 0, msg_list=visible)
 
-    async def _send(self, request: web.Request) -> web.Response:
-        app = self.core.authorise(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _send(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         open_kfid, touser = str(body.get("open_kfid", "")), str(body.get("touser", ""))
         if open_kfid not in self.accounts.get(app.corp_id, set()):
             return self.core.error(95000, "invalid open_kfid")
@@ -272,11 +266,8 @@ class KfSim:
         accounts = sorted(self.accounts.get(app.corp_id, set()))
         return ok(account_list=[{"open_kfid": k, "name": k, "avatar": ""} for k in accounts])
 
-    async def _state_get(self, request: web.Request) -> web.Response:
-        app = self.core.authorise(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _state_get(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         s = self.sessions.get(
             (app.corp_id, str(body.get("open_kfid")), str(body.get("external_userid")))
         )
@@ -284,11 +275,8 @@ class KfSim:
             return ok(service_state=4, servicer_userid="")
         return ok(service_state=s.state, servicer_userid=s.servicer)
 
-    async def _state_trans(self, request: web.Request) -> web.Response:
-        app = self.core.authorise(request)
-        if isinstance(app, web.Response):
-            return app
-        body = await json_body(request) or {}
+    @api_call
+    async def _state_trans(self, app: SimApp, body: dict[str, Any]) -> web.Response:
         key = (app.corp_id, str(body.get("open_kfid")), str(body.get("external_userid")))
         s = self.sessions.get(key)
         new = int(body.get("service_state", -1))
