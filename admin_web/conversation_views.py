@@ -4,7 +4,7 @@ close/reopen, the bot/human switch and permission-checked media."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 from sqlalchemy import select
@@ -224,34 +224,33 @@ async def assign(request: web.Request) -> web.Response:
     raise web.HTTPFound(f"/conversations/{conversation_id}")
 
 
-@routes.post("/conversations/{id:\\d+}/status")
-@allow(STAFF)
-async def status(request: web.Request) -> web.Response:
+Switch = Callable[[AsyncSession, Viewer, int, str], Awaitable[Conversation]]
+
+
+async def _switch(request: web.Request, field: str, change: Switch) -> web.Response:
+    """One posted value (status, mode) through its workflow function; 400 if invalid."""
     deps = request.app[DEPS_KEY]
     conversation_id = int(request.match_info["id"])
-    value = str((await request.post()).get("status", ""))
+    value = str((await request.post()).get(field, ""))
     async with deps.db.transaction() as s:
         await _open(request, s, conversation_id)
         try:
-            await workflow.set_status(s, viewer_of(request), conversation_id, value)
+            await change(s, viewer_of(request), conversation_id, value)
         except ValueError:
             raise web.HTTPBadRequest() from None
     raise web.HTTPFound(f"/conversations/{conversation_id}")
+
+
+@routes.post("/conversations/{id:\\d+}/status")
+@allow(STAFF)
+async def status(request: web.Request) -> web.Response:
+    return await _switch(request, "status", workflow.set_status)
 
 
 @routes.post("/conversations/{id:\\d+}/mode")
 @allow(STAFF)
 async def mode(request: web.Request) -> web.Response:
-    deps = request.app[DEPS_KEY]
-    conversation_id = int(request.match_info["id"])
-    value = str((await request.post()).get("mode", ""))
-    async with deps.db.transaction() as s:
-        await _open(request, s, conversation_id)
-        try:
-            await workflow.set_mode(s, viewer_of(request), conversation_id, value)
-        except ValueError:
-            raise web.HTTPBadRequest() from None
-    raise web.HTTPFound(f"/conversations/{conversation_id}")
+    return await _switch(request, "mode", workflow.set_mode)
 
 
 @routes.get("/media/{message_id:\\d+}")
