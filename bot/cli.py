@@ -65,6 +65,16 @@ def _banner(
     return "\n".join(lines) + "\n"
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (Linux, macOS): it takes about a third off the
+    per-request cost of aiohttp, which is most of a callback's acknowledgement."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def serve(settings: Settings, roles: frozenset[Role]) -> None:
     """Run the web role (and, for `run`, the worker role) until SIGINT/SIGTERM."""
 
@@ -98,7 +108,14 @@ def serve(settings: Settings, roles: frozenset[Role]) -> None:
         app.on_cleanup.append(on_cleanup)
         return app
 
-    web.run_app(make_app(), host=settings.host, port=settings.port, print=None, access_log=None)
+    web.run_app(
+        make_app(),
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        access_log=None,
+        loop=new_event_loop(),
+    )
 
 
 async def run_role(settings: Settings, role: Role) -> None:
@@ -166,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc, file=sys.stderr)  # noqa: T201
         return 2
     if args.command in ("worker", "scheduler"):
-        asyncio.run(run_role(settings, Role(args.command)))
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(run_role(settings, Role(args.command)))
         return 0
     if args.command == "users":
         return asyncio.run(_create_user(settings, args))

@@ -37,7 +37,7 @@ from conversations.search import catch_up
 
 from .accounts import AccountDirectory
 from .audiences import register_tagging_audiences
-from .callbacks import CallbackRoutes
+from .callbacks import CallbackRoutes, callbacks_first
 from .config import Settings
 from .fanout import RedisFanout
 from .ingest import IngestBatcher
@@ -437,6 +437,7 @@ def web_app(services: Services) -> web.Application:
         tasks=services.broadcast_tasks,
         task_controls=WeComTaskControls(services.db, GroupSends(services.db, api_for)),
     )
+    app.middlewares.insert(0, callbacks_first)
     app[CODES_CONSOLE_KEY] = CodeService(
         services.db,
         wecom_api_for(

@@ -5,7 +5,8 @@ that path, not the disk, bounds throughput. Here a batch of messages costs a han
 statements: one existence check, one multi-row INSERT … ON CONFLICT DO NOTHING
 RETURNING, one UPDATE per touched conversation and one for customers. Identities and
 conversations seen before come from a small in-process cache (their ids never change;
-a customer merge moves conversations, it does not renumber them).
+a customer merge moves conversations, it does not renumber them); first contacts are
+created together, a few statements for the whole batch.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import BindParameter
 
-from .actions import conversation_for, preview_of, resolve_identity, thread_conversation
+from .actions import preview_of, resolve_identity, thread_conversation
 from .db import utcnow
-from .models import ChannelAccount, Conversation, Customer, Message
+from .models import ChannelAccount, Conversation, Customer, Identity, Message
 from .types import Direction, InboundMessage, MessageKind, MessageStatus, SenderType
 
 MAX_ROWS_PER_INSERT = 200  # keeps a multi-row INSERT under SQLite's bound-parameter limit
@@ -90,24 +91,18 @@ async def record_messages(
         ).all()
     )
     fresh = [r for r in candidates if (r.account.id, r.item.provider_key) not in existing]
+    unthreaded: list[_Row] = []
     for row in fresh:
-        threaded = await thread_conversation(session, row.account.id, row.item.thread_refs)
+        threaded = (
+            await thread_conversation(session, row.account.id, row.item.thread_refs)
+            if row.item.thread_refs
+            else None
+        )
         if threaded is not None:
             row.conversation_id = threaded.id
-            continue
-        cached = cache.get((row.account.id, row.item.external_id))
-        if cached is None:
-            identity = await resolve_identity(
-                session,
-                row.account,
-                row.item.external_id,
-                display_name=row.item.sender_name,
-                hints=row.item.contact_hints,
-            )
-            conv = await conversation_for(session, row.account, identity)
-            cached = (identity.id, conv.id)
-            cache.put((row.account.id, row.item.external_id), cached)
-        row.conversation_id = cached[1]
+        else:
+            unthreaded.append(row)
+    await _resolve_conversations(session, unthreaded, cache)
     now = utcnow()
     by_key: dict[tuple[int, str], _Row] = {(r.account.id, r.item.provider_key): r for r in fresh}
     for start in range(0, len(fresh), MAX_ROWS_PER_INSERT):
@@ -118,6 +113,157 @@ async def record_messages(
     stored = [r for r in fresh if results[r.index] is not None]
     await _touch_conversations(session, stored)
     return results
+
+
+Key = tuple[int, str]  # (account id, external id)
+Known = tuple[int, int, int | None]  # identity id, customer id, conversation id
+
+
+async def _resolve_conversations(
+    session: AsyncSession, rows: Sequence[_Row], cache: ConversationCache
+) -> None:
+    """Set each row's conversation, set-based: the cache, then one query for senders we
+    know, then new customers, identities and conversations in a few multi-row INSERTs
+    (a burst of first contacts must not cost a dozen statements each). A sender with
+    contact hints (phone, email, unionid) goes through `resolve_identity`, which joins
+    them to the customer who already has that phone or address."""
+    pending: dict[Key, list[_Row]] = {}
+    for row in rows:
+        key = (row.account.id, row.item.external_id)
+        cached = cache.get(key)
+        if cached is not None:
+            row.conversation_id = cached[1]
+        else:
+            pending.setdefault(key, []).append(row)
+    if not pending:
+        return
+    found = await _known(session, list(pending))
+    plain: list[Key] = []
+    for key in pending:
+        if key in found:
+            continue
+        first = pending[key][0]
+        if first.item.contact_hints:
+            identity = await resolve_identity(
+                session,
+                first.account,
+                key[1],
+                display_name=first.item.sender_name,
+                hints=first.item.contact_hints,
+            )
+            found[key] = (identity.id, identity.customer_id, None)
+        else:
+            plain.append(key)
+    if plain:
+        await _create_identities(session, [pending[key][0] for key in plain])
+        found.update(await _known(session, plain))  # a concurrent writer may have won
+    lonely = [key for key, (_i, _c, conv) in found.items() if conv is None]
+    if lonely:
+        await _create_conversations(session, [(key[0], found[key]) for key in lonely])
+        found.update(await _known(session, lonely))
+    for key, waiting in pending.items():
+        identity_id, _customer_id, conversation_id = found[key]
+        assert conversation_id is not None  # created just above
+        cache.put(key, (identity_id, conversation_id))
+        for row in waiting:
+            row.conversation_id = conversation_id
+
+
+async def _known(session: AsyncSession, keys: Sequence[Key]) -> dict[Key, Known]:
+    """Identity, customer and (if any) conversation of each sender that exists."""
+    found: dict[Key, Known] = {}
+    for start in range(0, len(keys), MAX_ROWS_PER_INSERT):
+        chunk = keys[start : start + MAX_ROWS_PER_INSERT]
+        rows = await session.execute(
+            select(
+                Identity.account_id,
+                Identity.external_id,
+                Identity.id,
+                Identity.customer_id,
+                Conversation.id,
+            )
+            .outerjoin(
+                Conversation,
+                (Conversation.account_id == Identity.account_id)
+                & (Conversation.identity_id == Identity.id),
+            )
+            .where(tuple_(Identity.account_id, Identity.external_id).in_(chunk))
+        )
+        for account_id, external_id, identity_id, customer_id, conversation_id in rows:
+            found[(account_id, external_id)] = (identity_id, customer_id, conversation_id)
+    return found
+
+
+async def _create_identities(session: AsyncSession, firsts: Sequence[_Row]) -> None:
+    """One new customer and identity per sender (their first message's row)."""
+    customers: Table = Customer.__table__  # type: ignore[assignment]
+    identities: Table = Identity.__table__  # type: ignore[assignment]
+    now = utcnow()
+    created = await session.execute(
+        _insert(session, customers).returning(customers.c.id, sort_by_parameter_order=True),
+        [
+            {
+                "display_name": row.item.sender_name or row.item.external_id,
+                "first_channel": row.account.kind,
+                "profile": {},
+                "created_at": now,
+                "updated_at": now,
+            }
+            for row in firsts
+        ],
+    )
+    customer_ids = [int(cid) for (cid,) in created.all()]
+    # a sender that raced into existence keeps its identity; the spare customer stays
+    # empty, as in resolve_identity
+    await session.execute(
+        _insert(session, identities).on_conflict_do_nothing(
+            index_elements=["channel_kind", "account_id", "external_id"]
+        ),
+        [
+            {
+                "customer_id": customer_id,
+                "channel_kind": row.account.kind,
+                "account_id": row.account.id,
+                "external_id": row.item.external_id,
+                "display_name": row.item.sender_name,
+                "created_at": now,
+            }
+            for row, customer_id in zip(firsts, customer_ids, strict=True)
+        ],
+    )
+
+
+async def _create_conversations(
+    session: AsyncSession, senders: Sequence[tuple[int, Known]]
+) -> None:
+    """A conversation for each (account, identity) that has none yet."""
+    table: Table = Conversation.__table__  # type: ignore[assignment]
+    now = utcnow()
+    await session.execute(
+        _insert(session, table).on_conflict_do_nothing(
+            index_elements=["account_id", "identity_id"]
+        ),
+        [
+            {
+                "customer_id": customer_id,
+                "account_id": account_id,
+                "identity_id": identity_id,
+                "status": "open",
+                "mode": "bot",
+                "unread_count": 0,
+                "last_preview": "",
+                "created_at": now,
+            }
+            for account_id, (identity_id, customer_id, _conv) in senders
+        ],
+    )
+
+
+def _insert(session: AsyncSession, table: Table) -> Any:
+    """The dialect's INSERT (both have on_conflict_do_nothing)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def _values(row: _Row, now: datetime) -> dict[str, Any]:
@@ -154,10 +300,8 @@ async def _insert_returning(
     """executemany of one cached statement: SQLAlchemy batches it into multi-row
     INSERT … RETURNING ("insertmanyvalues") without recompiling per batch size."""
     table: Table = Message.__table__  # type: ignore[assignment]  # declarative tables are Tables
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = (
-        insert(table)
+        _insert(session, table)
         .on_conflict_do_nothing(index_elements=["account_id", "provider_key"])
         .returning(table.c.id, table.c.account_id, table.c.provider_key)
     )

@@ -1,7 +1,7 @@
 """Parse WeCom callback bodies: the encrypted envelope and the decrypted message XML.
 
-XML is parsed with defusedxml (no DTDs, no entities: bombs are refused before any
-expansion). Every documented MsgType maps to a MessageKind; events become InboundEvent
+XML is read by flatxml (expat into a flat dict; no DTDs, so no entities: bombs are
+refused before any expansion). Every documented MsgType maps to a MessageKind; events become InboundEvent
 values; anything unknown is kept raw as MessageKind.UNKNOWN and acknowledged.
 """
 
@@ -10,13 +10,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from xml.etree.ElementTree import Element  # noqa: S405  (type only; parsing goes through defusedxml)
-
-import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
 
 from channels.base import MalformedPayload
 from conversations.types import InboundEvent, InboundMessage, MessageKind
+
+from .flatxml import XmlMalformed, XmlRefused, read_fields
 
 MESSAGE_KINDS: Mapping[str, MessageKind] = {
     "text": MessageKind.TEXT,
@@ -53,29 +51,16 @@ DOCUMENTED_CALLBACKS = frozenset(
 
 
 def parse_xml(body: bytes | str) -> dict[str, str]:
-    """Flat dict of the root's children; nested elements are kept as their XML text."""
+    """Flat dict of the root's children; a nested element is kept as its items' texts."""
     try:
-        root: Element = SafeET.fromstring(body, forbid_dtd=True)
-    except DefusedXmlException as exc:
-        raise MalformedPayload(f"XML refused: {type(exc).__name__}") from exc
-    except SafeET.ParseError as exc:
+        root, fields = read_fields(body)
+    except XmlRefused as exc:
+        raise MalformedPayload(f"XML refused: {exc}") from exc
+    except XmlMalformed as exc:
         raise MalformedPayload(f"malformed XML: {exc}") from exc
-    if root.tag != "xml":
-        raise MalformedPayload(f"unexpected XML root <{root.tag}>")
-    out: dict[str, str] = {}
-    for child in root:
-        if len(child):
-            out[child.tag] = _nested(child)
-        else:
-            out[child.tag] = (child.text or "").strip()
-    return out
-
-
-def _nested(element: Element) -> str:
-    # e.g. change_external_chat's MemChangeList: keep the items joined for the payload
-    return ",".join(
-        (item.text or "").strip() for item in element.iter() if item is not element and item.text
-    )
+    if root != "xml":
+        raise MalformedPayload(f"unexpected XML root <{root}>")
+    return fields
 
 
 def provider_key(fields: Mapping[str, str], plaintext: bytes) -> str:
