@@ -139,4 +139,3 @@ async def test_events_without_msgid_dedupe_by_plaintext_hash(sqlite_system: Syst
         events = (await s.scalars(select(ChannelEvent))).all()
     assert sorted(e.external_id or "" for e in events) == ["wmA", "wmB"]
     assert {e.event_type for e in events} == {"wecom.change_external_contact.edit_external_contact"}
-
