@@ -24,6 +24,7 @@ from typing import ClassVar
 import jieba
 
 from .automaton import WordAutomaton
+from .dictionary import WordsByFirstCharacter
 from .normalize import is_word_char, normalize
 from .templates import ReplyVariant
 
@@ -84,15 +85,16 @@ class _Tokenizer:
     """One jieba tokenizer per process (its dictionary takes ~1 s to load)."""
 
     _lock: ClassVar[threading.Lock] = threading.Lock()
-    _instance: ClassVar[jieba.Tokenizer | None] = None
+    _instance: ClassVar[tuple[jieba.Tokenizer, WordsByFirstCharacter] | None] = None
 
     @classmethod
-    def get(cls) -> jieba.Tokenizer:
+    def get(cls) -> tuple[jieba.Tokenizer, WordsByFirstCharacter]:
+        """The tokenizer, and its dictionary's words as the query side reads them."""
         with cls._lock:
             if cls._instance is None:
                 tok = jieba.Tokenizer()
                 tok.initialize()
-                cls._instance = tok
+                cls._instance = (tok, WordsByFirstCharacter(tok.FREQ))
             return cls._instance
 
 
@@ -126,9 +128,11 @@ class FaqIndex:
             for word in (term, *words):
                 if normalize(word).strip():
                     canonical[normalize(word).strip()] = normalize(term).strip()
-        tok = _Tokenizer.get()
+        tok, general = _Tokenizer.get()
         for word in canonical:
-            tok.add_word(word, freq=max(tok.suggest_freq(word), 1000))
+            freq = max(tok.suggest_freq(word), 1000)
+            tok.add_word(word, freq=freq)
+            general.add(word, freq)
         surfaces: dict[str, str] = dict(canonical)
 
         def counted(text: str) -> Counter[str]:
@@ -226,6 +230,7 @@ class FaqIndex:
             for index in by_entry
         ]
         self._general = tok.FREQ
+        self._general_words = general.by_first
         self._general_total = float(tok.total)
         # dictionary word → its unknown-content weight, filled as words are met: at most
         # one entry per word of jieba's dictionary (and per character outside it)
@@ -262,22 +267,21 @@ class FaqIndex:
     def _unknown_words(self, span: str, out: list[tuple[str, float]]) -> None:
         """Words of text no index term covers, with their idf mass: forward maximum
         matching on jieba's general dictionary, each word weighted by its general rarity."""
-        freq = self._general
+        by_first = self._general_words
         weights = self._unknown_word_weight
         i, n = 0, len(span)
         while i < n:
-            # the longest dictionary word (4, 3, 2 characters) here, else one character;
-            # a frequency of 0 marks a mere prefix of a longer word
-            word = span[i : i + 4]
-            if len(word) < 4 or not freq.get(word):
-                word = span[i : i + 3]
-                if len(word) < 3 or not freq.get(word):
-                    word = span[i : i + 2]
-                    if len(word) < 2 or not freq.get(word):
-                        word = span[i]
+            # the longest dictionary word (4, 3, 2 characters) here, else one character
+            word = span[i]
+            words = by_first.get(word)
+            if words is not None:
+                for size in (4, 3, 2):
+                    if i + size <= n and span[i : i + size] in words:
+                        word = span[i : i + size]
+                        break
             weight = weights.get(word)
             if weight is None:
-                f = freq.get(word, 0)
+                f = self._general.get(word, 0)
                 general_idf = math.log(self._general_total / f) if f > 0 else UNSEEN_GENERAL_IDF
                 rarity = (general_idf - GENERAL_IDF_FLOOR) / GENERAL_IDF_SPAN
                 weight = weights[word] = self.max_idf * min(1.0, max(UNKNOWN_MIN, rarity))
@@ -286,20 +290,26 @@ class FaqIndex:
 
     def _inside_general_word(self, norm: str, pos: int) -> bool:
         """Whether the character at `pos` belongs to a 2–3 character dictionary word."""
-        freq = self._general
-        # the two 2-character and three 3-character windows holding `pos`, where they fit
+        by_first = self._general_words
+        # the 2- and 3-character windows holding `pos`, by their first character
         after = len(norm) - pos - 1
+        words = by_first.get(norm[pos])
+        if (
+            words is not None
+            and after >= 1
+            and (norm[pos : pos + 2] in words or (after >= 2 and norm[pos : pos + 3] in words))
+        ):
+            return True
         if pos >= 1:
-            if freq.get(norm[pos - 1 : pos + 1]):
+            words = by_first.get(norm[pos - 1])
+            if words is not None and (
+                norm[pos - 1 : pos + 1] in words
+                or (after >= 1 and norm[pos - 1 : pos + 2] in words)
+            ):
                 return True
-            if pos >= 2 and freq.get(norm[pos - 2 : pos + 1]):
-                return True
-            if after >= 1 and freq.get(norm[pos - 1 : pos + 2]):
-                return True
-        if after >= 1:
-            if freq.get(norm[pos : pos + 2]):
-                return True
-            if after >= 2 and freq.get(norm[pos : pos + 3]):
+        if pos >= 2:
+            words = by_first.get(norm[pos - 2])
+            if words is not None and norm[pos - 2 : pos + 1] in words:
                 return True
         return False
 
