@@ -72,7 +72,7 @@ class FaqDoc:
     reply: ReplyVariant
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FaqMatch:
     entry: FaqDoc
     phrasing: str
