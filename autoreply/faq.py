@@ -229,6 +229,17 @@ class FaqIndex:
             }
             for index in by_entry
         ]
+        # term → (BM25 total, phrasing score, entry) of its shortlist, best first: what
+        # `rank` sorts for a one-term query, sorted once here
+        self._one_term_order: dict[str, list[tuple[float, float, int]]] = {}
+        for term, shortlist in self._top_postings.items():
+            order = [
+                (hit[4], hit[3], entry)
+                for entry in shortlist
+                for hit in (self._entry_index[entry][term],)
+            ]
+            order.sort(reverse=True)
+            self._one_term_order[term] = order
         self._general = tok.FREQ
         self._general_words = general.by_first
         self._general_total = float(tok.total)
@@ -398,12 +409,12 @@ class FaqIndex:
         present_in: dict[int, list[tuple[str, _EntryTerm]]] = {}
         best_of: dict[int, tuple[int, float]] = {}
         if len(terms) == 1:
-            # the common case: one query term, in every shortlisted entry (its postings)
+            # the common case: one query term, in every shortlisted entry (its postings),
+            # so their BM25 order was found at build time
             (term,) = terms
-            for entry in self._shortlist(terms):
-                sole = entry_index[entry][term]
-                scored.append((sole[4], sole[3], entry))
-                present_in[entry] = [(term, sole)]
+            scored = self._one_term_order.get(term, [])
+            for _total, _phrasing, entry in scored[: max(RERANK, limit * 3)]:
+                present_in[entry] = [(term, entry_index[entry][term])]
         else:
             for entry in self._shortlist(terms):
                 index = entry_index[entry]
@@ -426,7 +437,7 @@ class FaqIndex:
                         best_score, best = score, doc
                 best_of[entry] = (best, best_score)
                 scored.append((best_score + ANSWER_WEIGHT * answer_score, best_score, entry))
-        scored.sort(reverse=True)
+            scored.sort(reverse=True)
         # float sums (mypyc types a bare sum() of floats as int)
         query_mass = sum(terms.values(), 0.0) + sum([weight for _word, weight in unknown], 0.0)
         credits = self._credit_words(unknown)
