@@ -401,10 +401,10 @@ class FaqIndex:
         if not terms:
             return []
         entry_index = self._entry_index
-        # BM25 picks the few worth reranking, confidence orders them: each shortlisted
-        # entry costs only its BM25 total; the confidence is computed for the few
-        # (total, phrasing score, entry): entries are distinct, so this orders as the
-        # full scores would
+        # BM25 picks the few worth reranking, confidence orders them. Every shortlisted
+        # entry gets only its (BM25 total, phrasing score, entry) here; entries are
+        # distinct, so these triples sort as the full scores would, and the covered
+        # mass and confidence are worked out for the reranked few alone.
         scored: list[tuple[float, float, int]] = []
         present_in: dict[int, list[tuple[str, _EntryTerm]]] = {}
         best_of: dict[int, tuple[int, float]] = {}
@@ -438,7 +438,7 @@ class FaqIndex:
                 best_of[entry] = (best, best_score)
                 scored.append((best_score + ANSWER_WEIGHT * answer_score, best_score, entry))
             scored.sort(reverse=True)
-        # float sums (mypyc types a bare sum() of floats as int)
+        # float starts: mypyc (tried for issue 6) types a bare sum() of floats as int
         query_mass = sum(terms.values(), 0.0) + sum([weight for _word, weight in unknown], 0.0)
         credits = self._credit_words(unknown)
         rescored: list[tuple[float, float, int, int]] = []
