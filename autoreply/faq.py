@@ -11,18 +11,20 @@ characters no term covers are counted as unknown content that lowers the confide
 
 from __future__ import annotations
 
-import heapq
 import logging
 import math
 import re
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import jieba
 
 from .automaton import WordAutomaton
+from .dictionary import WordsByFirstCharacter
 from .normalize import is_word_char, normalize
 from .templates import ReplyVariant
 
@@ -54,8 +56,9 @@ DOC_COVER_BASE = 0.5  # confidence = query cover × (base + (1 - base) × phrasi
 log = logging.getLogger(__name__)
 
 Unknown = tuple[tuple[str, float], ...]  # words no index term covers, with their mass
-# (answer weight, ((phrasing, weight), …), best phrasing or -1, its weight)
-_EntryTerm = tuple[float, tuple[tuple[int, float], ...], int, float]
+# (answer weight, ((phrasing, weight), …), best phrasing or -1, its weight, and the
+# entry's BM25 total and phrasing-cover factor when this is the only query term in it)
+_EntryTerm = tuple[float, tuple[tuple[int, float], ...], int, float, float, float]
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ class FaqDoc:
     reply: ReplyVariant
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FaqMatch:
     entry: FaqDoc
     phrasing: str
@@ -81,16 +84,17 @@ class FaqMatch:
 class _Tokenizer:
     """One jieba tokenizer per process (its dictionary takes ~1 s to load)."""
 
-    _lock = threading.Lock()
-    _instance: jieba.Tokenizer | None = None
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _instance: ClassVar[tuple[jieba.Tokenizer, WordsByFirstCharacter] | None] = None
 
     @classmethod
-    def get(cls) -> jieba.Tokenizer:
+    def get(cls) -> tuple[jieba.Tokenizer, WordsByFirstCharacter]:
+        """The tokenizer, and its dictionary's words as the query side reads them."""
         with cls._lock:
             if cls._instance is None:
                 tok = jieba.Tokenizer()
                 tok.initialize()
-                cls._instance = tok
+                cls._instance = (tok, WordsByFirstCharacter(tok.FREQ))
             return cls._instance
 
 
@@ -124,15 +128,19 @@ class FaqIndex:
             for word in (term, *words):
                 if normalize(word).strip():
                     canonical[normalize(word).strip()] = normalize(term).strip()
-        tok = _Tokenizer.get()
+        tok, general = _Tokenizer.get()
         for word in canonical:
-            tok.add_word(word, freq=max(tok.suggest_freq(word), 1000))
+            freq = max(tok.suggest_freq(word), 1000)
+            tok.add_word(word, freq=freq)
+            general.add(word, freq)
         surfaces: dict[str, str] = dict(canonical)
 
         def counted(text: str) -> Counter[str]:
             counts: Counter[str] = Counter()
             for word in _terms(tok, text):
-                term = canonical.get(word, word)
+                # one string object per term: query-time lookups in the index's many
+                # dicts then match by identity, without reading the key's characters
+                term = sys.intern(canonical.get(word, word))
                 surfaces.setdefault(word, term)
                 counts[term] += 1
             return counts
@@ -156,7 +164,7 @@ class FaqIndex:
         # idf over entries, not phrasings: alternatives repeat their entry's words
         df: Counter[str] = Counter()
         for e_pos, phrased in enumerate(self._entry_terms):
-            df.update(phrased | answer_terms[e_pos].keys())
+            df.update(phrased | frozenset(answer_terms[e_pos]))
         n = max(len(self.entries), 1)
         self.idf: dict[str, float] = {
             t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()
@@ -164,8 +172,8 @@ class FaqIndex:
         self.max_idf = max(self.idf.values(), default=1.0)
         self._doc_weights = self._bm25(doc_terms)
         self._answer_weights = self._bm25(answer_terms)
-        self._self_score = [sum(w.values()) for w in self._doc_weights]
-        self._df = df
+        self._self_score = [sum(w.values(), 0.0) for w in self._doc_weights]
+        self._df = dict(df)
         self._entry_docs: list[list[int]] = [[] for _ in self.entries]
         for doc, e_pos in enumerate(self._doc_entry):
             self._entry_docs[e_pos].append(doc)
@@ -185,7 +193,15 @@ class FaqIndex:
             term: sorted(per_entry.items(), key=lambda kv: -kv[1])
             for term, per_entry in bounds.items()
         }
-        self._answer_terms = [frozenset(c) for c in answer_terms]
+        self._top_postings: dict[str, list[int]] = {
+            term: [entry for entry, _bound in postings[:SHORTLIST]]
+            for term, postings in self._postings.items()
+        }
+        # every term of an entry's phrasings and answer
+        self._entry_vocabulary = [
+            phrased | frozenset(answer)
+            for phrased, answer in zip(self._entry_terms, answer_terms, strict=True)
+        ]
         self._entry_chars = [
             frozenset(
                 ch
@@ -207,10 +223,25 @@ class FaqIndex:
             for term, weight in weights.items():
                 index.setdefault(term, (0.0, []))[1].append((doc, weight))
         self._entry_index: list[dict[str, _EntryTerm]] = [
-            {term: _entry_term(aw, postings) for term, (aw, postings) in index.items()}
+            {
+                term: _entry_term(aw, postings, self._self_score)
+                for term, (aw, postings) in index.items()
+            }
             for index in by_entry
         ]
+        # term → (BM25 total, phrasing score, entry) of its shortlist, best first: what
+        # `rank` sorts for a one-term query, sorted once here
+        self._one_term_order: dict[str, list[tuple[float, float, int]]] = {}
+        for term, shortlist in self._top_postings.items():
+            order = [
+                (hit[4], hit[3], entry)
+                for entry in shortlist
+                for hit in (self._entry_index[entry][term],)
+            ]
+            order.sort(reverse=True)
+            self._one_term_order[term] = order
         self._general = tok.FREQ
+        self._general_words = general.by_first
         self._general_total = float(tok.total)
         # dictionary word → its unknown-content weight, filled as words are met: at most
         # one entry per word of jieba's dictionary (and per character outside it)
@@ -247,17 +278,21 @@ class FaqIndex:
     def _unknown_words(self, span: str, out: list[tuple[str, float]]) -> None:
         """Words of text no index term covers, with their idf mass: forward maximum
         matching on jieba's general dictionary, each word weighted by its general rarity."""
-        i = 0
-        freq = self._general
+        by_first = self._general_words
         weights = self._unknown_word_weight
-        while i < len(span):
-            for size in (4, 3, 2, 1):
-                word = span[i : i + size]
-                if len(word) == size and (size == 1 or freq.get(word, 0) > 0):
-                    break
+        i, n = 0, len(span)
+        while i < n:
+            # the longest dictionary word (4, 3, 2 characters) here, else one character
+            word = span[i]
+            words = by_first.get(word)
+            if words is not None:
+                for size in (4, 3, 2):
+                    if i + size <= n and span[i : i + size] in words:
+                        word = span[i : i + size]
+                        break
             weight = weights.get(word)
             if weight is None:
-                f = freq.get(word, 0)
+                f = self._general.get(word, 0)
                 general_idf = math.log(self._general_total / f) if f > 0 else UNSEEN_GENERAL_IDF
                 rarity = (general_idf - GENERAL_IDF_FLOOR) / GENERAL_IDF_SPAN
                 weight = weights[word] = self.max_idf * min(1.0, max(UNKNOWN_MIN, rarity))
@@ -266,24 +301,40 @@ class FaqIndex:
 
     def _inside_general_word(self, norm: str, pos: int) -> bool:
         """Whether the character at `pos` belongs to a 2–3 character dictionary word."""
-        freq = self._general
-        for size in (2, 3):
-            for start in range(max(0, pos - size + 1), pos + 1):
-                word = norm[start : start + size]
-                if len(word) == size and freq.get(word, 0) > 0:
-                    return True
+        by_first = self._general_words
+        # the 2- and 3-character windows holding `pos`, by their first character
+        after = len(norm) - pos - 1
+        words = by_first.get(norm[pos])
+        if (
+            words is not None
+            and after >= 1
+            and (norm[pos : pos + 2] in words or (after >= 2 and norm[pos : pos + 3] in words))
+        ):
+            return True
+        if pos >= 1:
+            words = by_first.get(norm[pos - 1])
+            if words is not None and (
+                norm[pos - 1 : pos + 1] in words
+                or (after >= 1 and norm[pos - 1 : pos + 2] in words)
+            ):
+                return True
+        if pos >= 2:
+            words = by_first.get(norm[pos - 2])
+            if words is not None and norm[pos - 2 : pos + 1] in words:
+                return True
         return False
 
-    def query_terms(self, norm: str) -> tuple[dict[str, float], Unknown]:
-        """The index terms in `norm` (a `normalize`d text) as term → idf, and the words
-        of the content no term covers with their idf mass."""
+    def _scan(self, norm: str) -> tuple[dict[str, float], int]:
+        """The index terms in `norm` (a `normalize`d text) as term → idf, and the mask of
+        the characters that index terms and function words cover."""
         found: list[tuple[int, int, str]] = []
         covered = multi = 0
         last = len(norm) - 1
         for end, (length, term, left, right) in self._automaton.matches(norm):
             start = end - length + 1
-            if (left and start > 0 and is_word_char(norm[start - 1])) or (
-                right and end < last and is_word_char(norm[end + 1])
+            if (left or right) and (
+                (left and start > 0 and is_word_char(norm[start - 1]))
+                or (right and end < last and is_word_char(norm[end + 1]))
             ):
                 continue  # "pro" inside "product"
             found.append((start, length, term))
@@ -292,6 +343,7 @@ class FaqIndex:
             if length > 1:
                 multi |= mask
         terms: dict[str, float] = {}
+        idf = self.idf
         for start, length, term in found:
             if length == 1:
                 # a single character inside a longer word is part of that word, as in
@@ -302,7 +354,11 @@ class FaqIndex:
                     covered &= ~(1 << start)  # counted as unknown content instead
                     continue
             if term:
-                terms[term] = self.idf[term]
+                terms[term] = idf[term]
+        return terms, covered
+
+    def _unknown(self, norm: str, covered: int) -> Unknown:
+        """The words of the content (letters, digits, CJK) outside `covered`."""
         unknown: list[tuple[str, float]] = []
         for content in _CONTENT.finditer(norm):
             start, end = content.span()
@@ -313,12 +369,28 @@ class FaqIndex:
                 size = (~run & (run + 1)).bit_length() - 1  # uncovered characters in a row
                 self._unknown_words(norm[start + low : start + low + size], unknown)
                 gaps &= ~(((1 << size) - 1) << low)
-        return terms, tuple(unknown)
+        return tuple(unknown)
+
+    def query_terms(self, norm: str) -> tuple[dict[str, float], Unknown]:
+        """The index terms in `norm` (a `normalize`d text) as term → idf, and the words
+        of the content no term covers with their idf mass."""
+        terms, covered = self._scan(norm)
+        return terms, self._unknown(norm, covered)
+
+    def answer(self, norm: str, limit: int = 1) -> tuple[list[FaqMatch], bool]:
+        """`rank(*query_terms(norm))`, and whether `norm` holds any term or unknown
+        content (False: only greetings and function words)."""
+        terms, covered = self._scan(norm)
+        if terms:
+            return self.rank(terms, self._unknown(norm, covered), limit), True
+        # nothing to rank: whether some content is uncovered matters, not its words
+        return [], _has_uncovered_content(norm, covered)
 
     def is_small_talk(self, text: str) -> bool:
         """True when the text holds no index term and no unknown content."""
-        terms, unknown = self.query_terms(normalize(text))
-        return not terms and not unknown
+        norm = normalize(text)
+        terms, covered = self._scan(norm)
+        return not terms and not _has_uncovered_content(norm, covered)
 
     def search(self, text: str, limit: int = 1) -> list[FaqMatch]:
         """Best entries for `text`, most confident first (one per entry)."""
@@ -328,24 +400,34 @@ class FaqIndex:
         """Entries for the output of `query_terms`, most confident first."""
         if not terms:
             return []
-        query_mass = sum(terms.values()) + sum(weight for _word, weight in unknown)
         entry_index = self._entry_index
-        doc_terms = self._doc_terms
-        self_score = self._self_score
-        # (total, phrasing score, entry, doc, covered mass, phrasing-cover factor)
-        scored: list[tuple[float, float, int, int, float, float]] = []
-        for entry in self._shortlist(list(terms)):
-            index = entry_index[entry]
-            present = [(term, hit) for term in terms if (hit := index.get(term)) is not None]
-            if len(present) == 1:
-                # the common case (one query term in this entry): its best phrasing and
-                # weight were found at build time
-                term, (answer_score, postings, best, best_score) = present[0]
-                covered = terms[term] * (COVER_SAME if postings else COVER_ANSWER)
-            else:
+        # BM25 picks the few worth reranking, confidence orders them. Every shortlisted
+        # entry gets only its (BM25 total, phrasing score, entry) here; entries are
+        # distinct, so these triples sort as the full scores would, and the covered
+        # mass and confidence are worked out for the reranked few alone.
+        scored: list[tuple[float, float, int]] = []
+        present_in: dict[int, list[tuple[str, _EntryTerm]]] = {}
+        best_of: dict[int, tuple[int, float]] = {}
+        if len(terms) == 1:
+            # the common case: one query term, in every shortlisted entry (its postings),
+            # so their BM25 order was found at build time
+            (term,) = terms
+            scored = self._one_term_order.get(term, [])
+            for _total, _phrasing, entry in scored[: max(RERANK, limit * 3)]:
+                present_in[entry] = [(term, entry_index[entry][term])]
+        else:
+            for entry in self._shortlist(terms):
+                index = entry_index[entry]
+                present = [(term, hit) for term in terms if (hit := index.get(term)) is not None]
+                present_in[entry] = present
+                if len(present) == 1:
+                    # its best phrasing and weight were found at build time
+                    only = present[0][1]
+                    scored.append((only[4], only[3], entry))
+                    continue
                 doc_scores: dict[int, float] = {}
                 answer_score = 0.0
-                for _term, (answer_weight, postings, _best, _weight) in present:
+                for _term, (answer_weight, postings, *_rest) in present:
                     answer_score += answer_weight
                     for doc, weight in postings:
                         doc_scores[doc] = doc_scores.get(doc, 0.0) + weight
@@ -353,103 +435,130 @@ class FaqIndex:
                 for doc, score in doc_scores.items():  # ties: the earlier phrasing
                     if score > best_score or (score == best_score and doc < best):
                         best_score, best = score, doc
-                own = doc_terms[best] if best >= 0 else frozenset()
+                best_of[entry] = (best, best_score)
+                scored.append((best_score + ANSWER_WEIGHT * answer_score, best_score, entry))
+            scored.sort(reverse=True)
+        # float starts: mypyc (tried for issue 6) types a bare sum() of floats as int
+        query_mass = sum(terms.values(), 0.0) + sum([weight for _word, weight in unknown], 0.0)
+        credits = self._credit_words(unknown)
+        rescored: list[tuple[float, float, int, int]] = []
+        for total, _phrasing, entry in scored[: max(RERANK, limit * 3)]:
+            present = present_in[entry]
+            if len(present) == 1:
+                term, (_aw, postings, best, _bw, _total, factor) = present[0]
+                covered = terms[term] * (COVER_SAME if postings else COVER_ANSWER)
+            else:
+                best, best_score = best_of[entry]
+                own = self._doc_terms[best] if best >= 0 else frozenset()
                 covered = 0.0
-                for term, (_aw, postings, _best, _weight) in present:
+                for term, (_aw, postings, *_rest) in present:
                     if term in own:
                         covered += terms[term] * COVER_SAME
                     elif postings:
                         covered += terms[term] * COVER_SIBLING
                     else:
                         covered += terms[term] * COVER_ANSWER
-            # how much of the question this entry explains, scaled by how much of its
-            # best phrasing the question says: both must be high to answer
-            doc_cover = best_score / self_score[best] if best >= 0 else 0.0
-            scored.append(
-                (
-                    best_score + ANSWER_WEIGHT * answer_score,
-                    best_score,
-                    entry,
-                    best,
-                    covered,
-                    DOC_COVER_BASE + (1 - DOC_COVER_BASE) * doc_cover,
-                )
-            )
-        # BM25 picks the few worth reranking, confidence orders them
-        scored.sort(reverse=True)
-        rescored = sorted(
-            (
-                (
-                    (covered + self._character_credit(unknown, entry)) / query_mass * factor,
-                    total,
-                    entry,
-                    doc,
-                )
-                for total, _phrasing, entry, doc, covered, factor in scored[
-                    : max(RERANK, limit * 3)
-                ]
-            ),
-            key=lambda item: (-item[0], -item[1]),
-        )
+                # how much of the question this entry explains, scaled by how much of
+                # its best phrasing the question says: both must be high to answer
+                doc_cover = best_score / self._self_score[best] if best >= 0 else 0.0
+                factor = DOC_COVER_BASE + (1 - DOC_COVER_BASE) * doc_cover
+            if credits:
+                covered += self._character_credit(credits, entry)
+            rescored.append((covered / query_mass * factor, total, entry, best))
+        rescored.sort(key=_by_confidence)
         return [self._match(terms, *item) for item in rescored[:limit]]
 
-    def _character_credit(self, unknown: Unknown, entry: int) -> float:
+    @staticmethod
+    def _credit_words(unknown: Unknown) -> list[tuple[str, float, int]]:
+        """Each uncovered word with its mass × CHARACTER_CREDIT and its length."""
+        return [(word, weight * CHARACTER_CREDIT, len(word)) for word, weight in unknown]
+
+    def _character_credit(self, credits: Sequence[tuple[str, float, int]], entry: int) -> float:
         """Part of the uncovered mass the entry explains character by character.
 
         Word matching misses Chinese words that share characters without sharing a
         segmentation (换 / 换货, 付完款 / 付款后, 收不收费 / 收费): each uncovered word
         counts for CHARACTER_CREDIT of its mass times the share of its characters found
-        in the entry's phrasings or answer.
+        in the entry's phrasings or answer (`credits` comes from `_credit_words`).
         """
-        if not unknown:
-            return 0.0
         chars = self._entry_chars[entry]
         credit = 0.0
-        for word, weight in unknown:
-            shared = sum(1 for ch in word if ch in chars)
+        for word, mass, size in credits:
+            shared = 0
+            for ch in word:
+                if ch in chars:
+                    shared += 1
             if shared:
-                credit += weight * CHARACTER_CREDIT * shared / len(word)
+                credit += mass * shared / size
         return credit
 
-    def _shortlist(self, terms: Sequence[str]) -> list[int]:
+    def _shortlist(self, terms: Iterable[str]) -> list[int]:
         """Entries worth scoring in full: BM25 over the query's rarer terms only.
 
         Terms in more than COMMON_POSTINGS entries (怎么, 多少) are left out here and
         only count when the shortlist is scored in full, so a query costs about the
         same with 40 entries or 4,000.
         """
-        rare = [t for t in terms if self._df[t] <= COMMON_POSTINGS]
+        df = self._df
+        rare = [t for t in terms if df[t] <= COMMON_POSTINGS]
         if not rare:
-            rare = [min(terms, key=lambda t: self._df[t])]
+            rare = [min(terms, key=df.__getitem__)]
         if len(rare) == 1:  # the common case: postings are stored best first
-            return [entry for entry, _ in self._postings.get(rare[0], ())[:SHORTLIST]]
+            return self._top_postings.get(rare[0], [])
         partial: dict[int, float] = {}
         for term in rare:
             for entry, bound in self._postings.get(term, ()):
                 partial[entry] = partial.get(entry, 0.0) + bound
         if len(partial) <= SHORTLIST:
             return list(partial)
-        return heapq.nlargest(SHORTLIST, partial, key=partial.__getitem__)
+        # what heapq.nlargest does (ties: the entry met first), without its Python loop
+        return sorted(partial, key=partial.__getitem__, reverse=True)[:SHORTLIST]
 
     def _match(
         self, terms: Mapping[str, float], confidence: float, total: float, entry: int, doc: int
     ) -> FaqMatch:
-        shared = (self._entry_terms[entry] | self._answer_terms[entry]) & terms.keys()
+        vocabulary = self._entry_vocabulary[entry]
         return FaqMatch(
             entry=self.entries[entry],
             phrasing=self._doc_text[doc] if doc >= 0 else self.entries[entry].question,
             score=round(total, 4),
             confidence=round(confidence, 4),
-            matched_terms=tuple(sorted(shared)),
+            matched_terms=tuple(sorted([term for term in terms if term in vocabulary])),
         )
 
 
-def _entry_term(answer_weight: float, postings: list[tuple[int, float]]) -> _EntryTerm:
+def _entry_term(
+    answer_weight: float, postings: list[tuple[int, float]], self_score: Sequence[float]
+) -> _EntryTerm:
     best, best_weight = -1, 0.0
     for doc, weight in postings:  # in phrasing order: ties keep the earlier phrasing
         if weight > best_weight:
             best, best_weight = doc, weight
-    return (answer_weight, tuple(postings), best, best_weight)
+    # how much of the question this entry explains, scaled by how much of its best
+    # phrasing the question says: both must be high to answer
+    doc_cover = best_weight / self_score[best] if best >= 0 else 0.0
+    return (
+        answer_weight,
+        tuple(postings),
+        best,
+        best_weight,
+        best_weight + ANSWER_WEIGHT * answer_weight,
+        DOC_COVER_BASE + (1 - DOC_COVER_BASE) * doc_cover,
+    )
+
+
+def _has_uncovered_content(norm: str, covered: int) -> bool:
+    """Whether a letter, digit or CJK character of `norm` is outside `covered`."""
+    for content in _CONTENT.finditer(norm):
+        start, end = content.span()
+        if ~(covered >> start) & ((1 << (end - start)) - 1):
+            return True
+    return False
+
+
+def _by_confidence(item: tuple[float, float, int, int]) -> tuple[float, float]:
+    """Sort key of reranked entries: confidence, then BM25 total, highest first."""
+    return (-item[0], -item[1])
 
 
 def _entry(word: str, term: str) -> tuple[int, str, bool, bool]:

@@ -20,7 +20,7 @@ from .rules import MatchKind, Rule
 _Entry = tuple[int, str, int]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """A rule whose text condition holds, with the keywords that made it hold."""
 
