@@ -24,6 +24,7 @@ from conversations.db import Database, utcnow
 from conversations.handlers import EventContext, EventHandler, MessageContext, MessageHandler
 from conversations.models import ChannelAccount, ChannelEvent, Conversation, Customer, Message
 
+from .ingest import IngestPressure
 from .log_context import bind
 from .metrics import HANDLER_SECONDS
 from .queue import WorkQueue
@@ -67,6 +68,7 @@ class Pipeline:
         handlers: Handlers,
         after_commit: Sequence[AfterCommit] = (),
         after_batch: Sequence[AfterBatch] = (),
+        pressure: IngestPressure | None = None,
     ) -> None:
         self.db = db
         self.queue = queue
@@ -75,6 +77,10 @@ class Pipeline:
         self.after_commit = list(after_commit)
         self.after_batch = list(after_batch)
         self.max_batch = 100
+        # callbacks first: under a burst, batches wait for a pause (at most a second)
+        # and are small, so acknowledgements keep their latency (bot/ingest.py)
+        self.pressure = pressure or IngestPressure()
+        self.pressed_batch = 10
         self._pending: list[tuple[int, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -124,7 +130,8 @@ class Pipeline:
 
     async def _flush(self) -> None:
         while self._pending:
-            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            size = self.pressed_batch if await self.pressure.turn() else self.max_batch
+            batch, self._pending = self._pending[:size], self._pending[size:]
             try:
                 await self._process_messages([mid for mid, _ in batch])
             except Exception:  # noqa: BLE001  (isolate the failing message below)

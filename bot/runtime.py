@@ -316,7 +316,7 @@ async def start_background(services: Services) -> None:
 def web_app(services: Services) -> web.Application:
     """The aiohttp application of the web role: callbacks, console, health."""
     app = web.Application(client_max_size=services.settings.max_body_bytes)
-    batcher = IngestBatcher(services.db)
+    batcher = IngestBatcher(services.db, pressure=services.pipeline.pressure)
     services.extras["ingest"] = batcher
     callbacks = CallbackRoutes(batcher.record, services.accounts, services.pipeline.publish)
     app.router.add_routes(callbacks.routes())

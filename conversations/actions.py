@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from . import identities
 from .db import utcnow
 from .models import (
     AuditEntry,
@@ -39,7 +40,6 @@ from .types import (
 log = logging.getLogger(__name__)
 
 PREVIEW_CHARS = 120
-MAX_THREAD_REFS = 50  # a long References header: the nearest ids are the ones that matter
 
 # A receipt never moves a message backwards (a late "sent" after "delivered").
 _STATUS_RANK = {
@@ -76,88 +76,11 @@ async def resolve_identity(
     display_name: str | None = None,
     hints: Mapping[str, str] | None = None,
 ) -> Identity:
-    """Find or create the identity (and its customer) for an external id on an account.
-
-    A new identity joins an existing customer that shares a phone, email or WeCom
-    unionid (one customer per person); otherwise a new customer is created.
-    """
-    found = await session.scalar(
-        select(Identity).where(
-            Identity.channel_kind == account.kind,
-            Identity.account_id == account.id,
-            Identity.external_id == external_id,
-        )
+    """Find or create the identity (and its customer) for an external id on an account
+    (identities.resolve_identity)."""
+    return await session.run_sync(
+        identities.resolve_identity, account, external_id, display_name=display_name, hints=hints
     )
-    if found is not None:
-        return found
-    hints = hints or {}
-    customer = await _customer_by_hints(session, hints)
-    if customer is None:
-        customer = Customer(
-            display_name=display_name or hints.get("name") or external_id,
-            phone=hints.get("phone"),
-            email=hints.get("email"),
-            wecom_unionid=hints.get("unionid"),
-            first_channel=account.kind,
-        )
-        session.add(customer)
-        await session.flush()
-    new_id = await insert_ignore_returning_id(
-        session,
-        Identity.__table__,  # type: ignore[arg-type]  # declarative tables are Tables
-        {
-            "customer_id": customer.id,
-            "channel_kind": account.kind,
-            "account_id": account.id,
-            "external_id": external_id,
-            "display_name": display_name,
-            "created_at": utcnow(),
-        },
-        ("channel_kind", "account_id", "external_id"),
-    )
-    query = select(Identity).where(
-        Identity.channel_kind == account.kind,
-        Identity.account_id == account.id,
-        Identity.external_id == external_id,
-    )
-    identity = (await session.execute(query)).scalar_one()
-    if new_id is None:
-        log.debug("identity raced into existence: %s/%s", account.id, external_id)
-    return identity
-
-
-async def _customer_by_hints(session: AsyncSession, hints: Mapping[str, str]) -> Customer | None:
-    for column, key in (
-        (Customer.wecom_unionid, "unionid"),
-        (Customer.phone, "phone"),
-        (Customer.email, "email"),
-    ):
-        value = hints.get(key)
-        if value:
-            customer = await session.scalar(
-                select(Customer)
-                .where(column == value, Customer.merged_into_id.is_(None))
-                .order_by(Customer.id)
-                .limit(1)
-            )
-            if customer is not None:
-                return customer
-    # WeCom's external_userid names one person across a corp's kf, 客户联系 and archive
-    # accounts: a new identity with the same id joins that person's customer
-    external_userid = hints.get("external_userid")
-    if external_userid:
-        return await session.scalar(
-            select(Customer)
-            .join(Identity, Identity.customer_id == Customer.id)
-            .where(
-                Identity.external_id == external_userid,
-                Identity.channel_kind.like("wecom.%"),
-                Customer.merged_into_id.is_(None),
-            )
-            .order_by(Customer.id)
-            .limit(1)
-        )
-    return None
 
 
 async def conversation_for(
@@ -304,23 +227,8 @@ async def _record_message(
 async def thread_conversation(
     session: AsyncSession, account_id: int, refs: Sequence[str]
 ) -> Conversation | None:
-    """The conversation of the nearest message in `refs` stored on the account (the
-    Message-ID → conversation index is messages(account_id, provider_message_id))."""
-    refs = [ref for ref in refs[:MAX_THREAD_REFS] if ref]
-    if not refs:
-        return None
-    rows = (
-        await session.execute(
-            select(Message.provider_message_id, Message.conversation_id)
-            .where(Message.account_id == account_id, Message.provider_message_id.in_(refs))
-            .order_by(Message.id)
-        )
-    ).all()
-    found = {str(ref): int(conv_id) for ref, conv_id in rows}
-    for ref in refs:
-        if ref in found:
-            return await session.get(Conversation, found[ref])
-    return None
+    """The conversation of the nearest message in `refs` (identities.thread_conversation)."""
+    return await session.run_sync(identities.thread_conversation, account_id, refs)
 
 
 async def apply_status(session: AsyncSession, account_id: int, status: StatusUpdate) -> bool:

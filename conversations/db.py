@@ -9,22 +9,26 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import JSON, DateTime, MetaData, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
+
+T = TypeVar("T")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -69,6 +73,27 @@ def _json_dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+class _SqlitePragmas:
+    """Per-connection settings of a SQLite store (the async engine and its thread twin)."""
+
+    def __init__(self, synchronous: str) -> None:
+        self.synchronous = synchronous
+
+    def __call__(self, dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+        cur = dbapi_conn.cursor()
+        # WAL lets the console read while the pipeline writes
+        cur.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit survives power loss before we acknowledge the provider
+        cur.execute(f"PRAGMA synchronous={self.synchronous}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+
+# async SQLite engine → its pragmas, for the synchronous twin `Database.write_in_thread` uses
+_SQLITE_PRAGMAS: WeakKeyDictionary[Engine, _SqlitePragmas] = WeakKeyDictionary()
+
+
 def create_engine(
     url: str, *, echo: bool = False, pool_size: int = 10, sqlite_synchronous: str = "FULL"
 ) -> AsyncEngine:
@@ -79,18 +104,9 @@ def create_engine(
         engine = create_async_engine(
             url, echo=echo, json_serializer=_json_dumps, connect_args={"timeout": 30}
         )
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
-            cur = dbapi_conn.cursor()
-            # WAL lets the console read while the pipeline writes
-            cur.execute("PRAGMA journal_mode=WAL")
-            # FULL: a commit survives power loss before we acknowledge the provider
-            cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
+        pragmas = _SqlitePragmas(sqlite_synchronous)
+        event.listen(engine.sync_engine, "connect", pragmas)
+        _SQLITE_PRAGMAS[engine.sync_engine] = pragmas
         return engine
     return create_async_engine(
         url,
@@ -100,6 +116,17 @@ def create_engine(
         max_overflow=pool_size,
         pool_pre_ping=True,
     )
+
+
+def _thread_twin(engine: AsyncEngine) -> Engine:
+    """A synchronous engine on the same SQLite file, with the same pragmas."""
+    twin = create_sync_engine(
+        engine.url.set(drivername="sqlite"),
+        json_serializer=_json_dumps,
+        connect_args={"timeout": 30, "check_same_thread": False},
+    )
+    event.listen(twin, "connect", _SQLITE_PRAGMAS.get(engine.sync_engine, _SqlitePragmas("FULL")))
+    return twin
 
 
 class WriterGate:
@@ -147,6 +174,7 @@ class Database:
         # SQLite has one writer: queue writers here instead of in SQLite's busy handler,
         # which sleeps in steps of up to 100 ms and ruins acknowledgement latency
         self._write_lock = WriterGate() if engine.dialect.name == "sqlite" else None
+        self._thread_sessions: sessionmaker[Session] | None = None
 
     @property
     def dialect(self) -> str:
@@ -173,5 +201,39 @@ class Database:
         async with self.sessions() as session:
             yield session
 
+    async def write_in_thread(self, work: Callable[[Session], T], *, urgent: bool = False) -> T:
+        """Run synchronous `work` as one unit of work (commit on success).
+
+        SQLite: on a worker thread over a synchronous connection, the whole unit in one
+        hop. aiosqlite makes every statement four round trips between the event loop and
+        its thread (cursor, execute, fetch, close), and each waits for the loop to come
+        round again; under a burst of callbacks that wait, not SQLite, set the pace.
+        Other stores: the async session's `run_sync` (asyncpg has no thread to hop to).
+        """
+        gate = self._write_lock
+        if gate is None:
+            async with self.sessions() as session, session.begin():
+                return await session.run_sync(work)
+        await gate.acquire(urgent=urgent)
+        job = asyncio.ensure_future(asyncio.to_thread(self._unit_in_thread, work))
+        try:
+            return await asyncio.shield(job)
+        finally:
+            if job.done():
+                gate.release()
+            else:  # cancelled while the thread writes: the gate stays taken until it ends
+                job.add_done_callback(lambda _job: gate.release())
+
+    def _unit_in_thread(self, work: Callable[[Session], T]) -> T:
+        if self._thread_sessions is None:
+            self._thread_sessions = sessionmaker(
+                _thread_twin(self.engine), expire_on_commit=False
+            )
+        with self._thread_sessions() as session, session.begin():
+            return work(session)
+
     async def dispose(self) -> None:
+        if self._thread_sessions is not None:
+            bind = self._thread_sessions.kw["bind"]
+            await asyncio.to_thread(bind.dispose)
         await self.engine.dispose()

@@ -20,10 +20,12 @@ from typing import Any
 from sqlalchemy import Table, bindparam, case, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
-from .actions import preview_of, resolve_identity, thread_conversation
+from .actions import preview_of
 from .db import utcnow
+from .identities import resolve_identity, thread_conversation
 from .models import ChannelAccount, Conversation, Customer, Identity, Message
 from .types import Direction, InboundMessage, MessageKind, MessageStatus, SenderType
 
@@ -67,7 +69,17 @@ async def record_messages(
     entries: Sequence[tuple[ChannelAccount, InboundMessage]],
     cache: ConversationCache,
 ) -> list[int | None]:
-    """Store messages idempotently; returns the new id per entry, None for duplicates."""
+    """`store_messages` in an async session."""
+    return await session.run_sync(store_messages, entries, cache)
+
+
+def store_messages(
+    session: Session,
+    entries: Sequence[tuple[ChannelAccount, InboundMessage]],
+    cache: ConversationCache,
+) -> list[int | None]:
+    """Store messages idempotently; returns the new id per entry, None for duplicates.
+    Synchronous: callback ingest runs it on a worker thread (Database.write_in_thread)."""
     results: list[int | None] = [None] * len(entries)
     seen: set[tuple[int, str]] = set()
     candidates: list[_Row] = []
@@ -81,7 +93,7 @@ async def record_messages(
         return results
     existing = set(
         (
-            await session.execute(
+            session.execute(
                 select(Message.account_id, Message.provider_key).where(
                     tuple_(Message.account_id, Message.provider_key).in_(
                         [(r.account.id, r.item.provider_key) for r in candidates]
@@ -94,7 +106,7 @@ async def record_messages(
     unthreaded: list[_Row] = []
     for row in fresh:
         threaded = (
-            await thread_conversation(session, row.account.id, row.item.thread_refs)
+            thread_conversation(session, row.account.id, row.item.thread_refs)
             if row.item.thread_refs
             else None
         )
@@ -102,16 +114,16 @@ async def record_messages(
             row.conversation_id = threaded.id
         else:
             unthreaded.append(row)
-    await _resolve_conversations(session, unthreaded, cache)
+    _resolve_conversations(session, unthreaded, cache)
     now = utcnow()
     by_key: dict[tuple[int, str], _Row] = {(r.account.id, r.item.provider_key): r for r in fresh}
     for start in range(0, len(fresh), MAX_ROWS_PER_INSERT):
         chunk = fresh[start : start + MAX_ROWS_PER_INSERT]
-        inserted = await _insert_returning(session, [_values(r, now) for r in chunk])
+        inserted = _insert_returning(session, [_values(r, now) for r in chunk])
         for msg_id, account_id, provider_key in inserted:
             results[by_key[(account_id, provider_key)].index] = msg_id
     stored = [r for r in fresh if results[r.index] is not None]
-    await _touch_conversations(session, stored)
+    _touch_conversations(session, stored)
     return results
 
 
@@ -119,8 +131,8 @@ Key = tuple[int, str]  # (account id, external id)
 Known = tuple[int, int, int | None]  # identity id, customer id, conversation id
 
 
-async def _resolve_conversations(
-    session: AsyncSession, rows: Sequence[_Row], cache: ConversationCache
+def _resolve_conversations(
+    session: Session, rows: Sequence[_Row], cache: ConversationCache
 ) -> None:
     """Set each row's conversation, set-based: the cache, then one query for senders we
     know, then new customers, identities and conversations in a few multi-row INSERTs
@@ -137,14 +149,14 @@ async def _resolve_conversations(
             pending.setdefault(key, []).append(row)
     if not pending:
         return
-    found = await _known(session, list(pending))
+    found = _known(session, list(pending))
     plain: list[Key] = []
     for key in pending:
         if key in found:
             continue
         first = pending[key][0]
         if first.item.contact_hints:
-            identity = await resolve_identity(
+            identity = resolve_identity(
                 session,
                 first.account,
                 key[1],
@@ -155,12 +167,12 @@ async def _resolve_conversations(
         else:
             plain.append(key)
     if plain:
-        await _create_identities(session, [pending[key][0] for key in plain])
-        found.update(await _known(session, plain))  # a concurrent writer may have won
+        _create_identities(session, [pending[key][0] for key in plain])
+        found.update(_known(session, plain))  # a concurrent writer may have won
     lonely = [key for key, (_i, _c, conv) in found.items() if conv is None]
     if lonely:
-        await _create_conversations(session, [(key[0], found[key]) for key in lonely])
-        found.update(await _known(session, lonely))
+        _create_conversations(session, [(key[0], found[key]) for key in lonely])
+        found.update(_known(session, lonely))
     for key, waiting in pending.items():
         identity_id, _customer_id, conversation_id = found[key]
         assert conversation_id is not None  # created just above
@@ -169,12 +181,12 @@ async def _resolve_conversations(
             row.conversation_id = conversation_id
 
 
-async def _known(session: AsyncSession, keys: Sequence[Key]) -> dict[Key, Known]:
+def _known(session: Session, keys: Sequence[Key]) -> dict[Key, Known]:
     """Identity, customer and (if any) conversation of each sender that exists."""
     found: dict[Key, Known] = {}
     for start in range(0, len(keys), MAX_ROWS_PER_INSERT):
         chunk = keys[start : start + MAX_ROWS_PER_INSERT]
-        rows = await session.execute(
+        rows = session.execute(
             select(
                 Identity.account_id,
                 Identity.external_id,
@@ -194,12 +206,12 @@ async def _known(session: AsyncSession, keys: Sequence[Key]) -> dict[Key, Known]
     return found
 
 
-async def _create_identities(session: AsyncSession, firsts: Sequence[_Row]) -> None:
+def _create_identities(session: Session, firsts: Sequence[_Row]) -> None:
     """One new customer and identity per sender (their first message's row)."""
     customers: Table = Customer.__table__  # type: ignore[assignment]
     identities: Table = Identity.__table__  # type: ignore[assignment]
     now = utcnow()
-    created = await session.execute(
+    created = session.execute(
         _insert(session, customers).returning(customers.c.id, sort_by_parameter_order=True),
         [
             {
@@ -215,7 +227,7 @@ async def _create_identities(session: AsyncSession, firsts: Sequence[_Row]) -> N
     customer_ids = [int(cid) for (cid,) in created.all()]
     # a sender that raced into existence keeps its identity; the spare customer stays
     # empty, as in resolve_identity
-    await session.execute(
+    session.execute(
         _insert(session, identities).on_conflict_do_nothing(
             index_elements=["channel_kind", "account_id", "external_id"]
         ),
@@ -233,13 +245,13 @@ async def _create_identities(session: AsyncSession, firsts: Sequence[_Row]) -> N
     )
 
 
-async def _create_conversations(
-    session: AsyncSession, senders: Sequence[tuple[int, Known]]
+def _create_conversations(
+    session: Session, senders: Sequence[tuple[int, Known]]
 ) -> None:
     """A conversation for each (account, identity) that has none yet."""
     table: Table = Conversation.__table__  # type: ignore[assignment]
     now = utcnow()
-    await session.execute(
+    session.execute(
         _insert(session, table).on_conflict_do_nothing(
             index_elements=["account_id", "identity_id"]
         ),
@@ -259,7 +271,7 @@ async def _create_conversations(
     )
 
 
-def _insert(session: AsyncSession, table: Table) -> Any:
+def _insert(session: Session, table: Table) -> Any:
     """The dialect's INSERT (both have on_conflict_do_nothing)."""
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(table)
@@ -294,8 +306,8 @@ def _values(row: _Row, now: datetime) -> dict[str, Any]:
     }
 
 
-async def _insert_returning(
-    session: AsyncSession, rows: list[dict[str, Any]]
+def _insert_returning(
+    session: Session, rows: list[dict[str, Any]]
 ) -> list[tuple[int, int, str]]:
     """executemany of one cached statement: SQLAlchemy batches it into multi-row
     INSERT … RETURNING ("insertmanyvalues") without recompiling per batch size."""
@@ -305,11 +317,11 @@ async def _insert_returning(
         .on_conflict_do_nothing(index_elements=["account_id", "provider_key"])
         .returning(table.c.id, table.c.account_id, table.c.provider_key)
     )
-    result = await session.execute(stmt, rows)
+    result = session.execute(stmt, rows)
     return [(int(a), int(b), str(c)) for a, b, c in result.all()]
 
 
-async def _touch_conversations(session: AsyncSession, stored: Sequence[_Row]) -> None:
+def _touch_conversations(session: Session, stored: Sequence[_Row]) -> None:
     """One UPDATE per conversation touched: unread count, last message, preview."""
     per_conv: dict[int, dict[str, Any]] = {}
     for row in stored:
@@ -336,7 +348,7 @@ async def _touch_conversations(session: AsyncSession, stored: Sequence[_Row]) ->
     table: Table = Conversation.__table__  # type: ignore[assignment]
     n_unread: BindParameter[int] = bindparam("n_unread")
     # one executemany for every touched conversation (Core table: no ORM bulk rules)
-    await session.execute(
+    session.execute(
         update(table)
         .where(table.c.id == bindparam("cid"))
         .values(
@@ -348,7 +360,7 @@ async def _touch_conversations(session: AsyncSession, stored: Sequence[_Row]) ->
         ),
         list(per_conv.values()),
     )
-    await session.execute(
+    session.execute(
         update(Customer)
         .where(
             Customer.id.in_(

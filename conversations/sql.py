@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 
 async def insert_ignore_returning_id(
@@ -37,4 +38,22 @@ async def insert_ignore_returning_id(
         .returning(table.c.id)
     )
     found: int | None = (await session.execute(stmt)).scalar_one_or_none()
+    return found
+
+
+def insert_ignore_returning_id_sync(
+    session: Session,
+    table: Table,
+    values: Mapping[str, Any],
+    conflict_columns: Sequence[str],
+) -> int | None:
+    """`insert_ignore_returning_id` for a synchronous session."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = (
+        insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=list(conflict_columns))
+        .returning(table.c.id)
+    )
+    found: int | None = session.execute(stmt).scalar_one_or_none()
     return found
