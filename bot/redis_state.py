@@ -20,7 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.leader import leadership, reraise_lost_cancel
-from channels.state import MIN_PACE_WAIT, check_pace
+from channels.state import MIN_PACE_WAIT, PaceLimits
 
 log = logging.getLogger(__name__)
 
@@ -83,21 +83,22 @@ return tostring(wait)
 """
 
 
-# The send gate (`SharedState.pace`) in one script: a sliding-window log in a sorted set
-# (KEYS[1]: member = a grant sequence number, score = grant time) and the GCRA state in a
-# hash (KEYS[2]: tat, seq). ARGV rate, burst, limit, window, now ("" = server TIME).
-# Times are written with %.17g: Lua's tostring keeps 14 digits, 0.1 ms at epoch seconds.
+# The send gate (`SharedState.pace`, see `channels.state.PaceLimits`) in one script: the
+# log is a sorted set (KEYS[1]: member = a grant sequence number, score = grant time),
+# the GCRA schedule a hash (KEYS[2]: tat, seq). ARGV rate, burst, limit, window, the
+# smallest wait, now ("" = server TIME). Times are written with %.17g: Lua's tostring
+# keeps 14 digits, which is only 0.1 ms at epoch seconds.
 _PACE = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 local window = tonumber(ARGV[4])
 local now
-if ARGV[5] == '' then
+if ARGV[6] == '' then
   local t = redis.call('TIME')
   now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 else
-  now = tonumber(ARGV[5])
+  now = tonumber(ARGV[6])
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.17g', now - window))
 local tat = tonumber(redis.call('HGET', KEYS[2], 'tat')) or now
@@ -108,7 +109,7 @@ if count >= limit then
   wait = math.max(wait, tonumber(edge[2]) + window - now)
 end
 if wait > 0 then
-  return string.format('%.17g', math.max(wait, tonumber(ARGV[6])))
+  return string.format('%.17g', math.max(wait, tonumber(ARGV[5])))
 end
 tat = math.max(tat, now) + 1 / rate
 local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
@@ -183,14 +184,20 @@ class RedisState:
         )
         return float(wait)
 
-    async def pace(self, key: str, *, rate: float, burst: int, limit: int, window: float) -> float:
-        check_pace(rate, burst, limit, window)
+    async def pace(self, key: str, limits: PaceLimits) -> float:
         now = "" if self._clock is None else repr(self._clock())
         # one hash tag: both keys land on the same Redis Cluster slot, as a script needs
         base = f"{self._prefix}:pace:{{{key}}}"
         wait = await self._pace(
             keys=[f"{base}:log", f"{base}:gcra"],
-            args=[repr(rate), str(burst), str(limit), repr(window), now, repr(MIN_PACE_WAIT)],
+            args=[
+                repr(limits.rate),
+                str(limits.burst),
+                str(limits.limit),
+                repr(limits.window),
+                repr(MIN_PACE_WAIT),
+                now,
+            ],
         )
         return float(wait)
 

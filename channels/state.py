@@ -5,10 +5,7 @@ implements the same Protocol on Redis so N processes share tokens and buckets.
 
 Two rate limiters: `take` is a plain token bucket (API call budgets, where a burst of
 `burst` is fine); `pace` is the hard send gate for providers that refuse the (R+1)-th
-message in a second: a sliding-window log (never more than `limit` grants in any
-`window` seconds) combined with virtual scheduling (GCRA) at `rate` with a tolerance of
-`burst` grants, so a late waker catches up instead of losing its slot, and a backlog
-still leaves evenly spaced rather than as one burst at the start of each window.
+message in a second (`PaceLimits` says how it decides).
 """
 
 from __future__ import annotations
@@ -22,6 +19,30 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
+@dataclass(frozen=True)
+class PaceLimits:
+    """A send gate that holds over every window yet does not lose slots to late
+    wake-ups. A grant needs both:
+
+    - the log: fewer than `limit` grants in the last `window` seconds. This is the
+      hard bound, whatever the callers' timing.
+    - the schedule (virtual scheduling, GCRA): slots 1/`rate` apart, and a sender may
+      take up to `burst` of them at once. A backlog so leaves evenly spaced, not as a
+      burst at the start of each window; a sender woken late (or after its event loop
+      was busy) takes the slots it missed at once instead of losing them, as long as
+      it fell no more than `burst` slots behind.
+    """
+
+    rate: float
+    limit: int
+    window: float
+    burst: int = 1
+
+    def __post_init__(self) -> None:
+        if self.rate <= 0 or self.limit < 1 or self.window <= 0 or self.burst < 1:
+            raise ValueError("pace needs rate > 0, limit >= 1, window > 0 and burst >= 1")
+
+
 class SharedState(Protocol):
     async def get(self, key: str) -> str | None: ...
 
@@ -33,10 +54,8 @@ class SharedState(Protocol):
         """Token bucket: take `cost` tokens; returns 0.0 if taken, else seconds to wait."""
         ...
 
-    async def pace(self, key: str, *, rate: float, burst: int, limit: int, window: float) -> float:
-        """Grant one send unless `limit` were granted in the last `window` seconds or it
-        would run more than `burst` grants ahead of an even `rate` per second; returns
-        0.0 if granted, else seconds until it would be."""
+    async def pace(self, key: str, limits: PaceLimits) -> float:
+        """Grant one send under `limits`: 0.0 if granted, else seconds until it would be."""
         ...
 
     def lock(self, name: str, ttl: float = 30.0) -> AbstractAsyncContextManager[None]:
@@ -61,7 +80,7 @@ class _Pace:
     tat: float  # GCRA theoretical arrival time of the next grant
 
     def idle_at(self, window: float) -> float:
-        """From then on this state is the same as none at all."""
+        """From then on this state decides the same as none at all."""
         return max(self.tat, self.granted[-1] + window if self.granted else self.tat)
 
 
@@ -104,29 +123,28 @@ class MemoryState:
             return 0.0
         return (cost - b.tokens) / rate
 
-    async def pace(self, key: str, *, rate: float, burst: int, limit: int, window: float) -> float:
-        check_pace(rate, burst, limit, window)
+    async def pace(self, key: str, limits: PaceLimits) -> float:
         now = self._clock()
         self._sweep_idle_paces(now)
         entry = self._paces.get(key)
         p = entry[0] if entry is not None else _Pace(deque(), now)
-        while p.granted and p.granted[0] <= now - window:
+        while p.granted and p.granted[0] <= now - limits.window:
             p.granted.popleft()
-        wait = p.tat - (burst - 1) / rate - now
-        if len(p.granted) >= limit:
-            wait = max(wait, p.granted[-limit] + window - now)
+        wait = p.tat - (limits.burst - 1) / limits.rate - now
+        if len(p.granted) >= limits.limit:
+            wait = max(wait, p.granted[-limits.limit] + limits.window - now)
         if wait > 0:
             return max(wait, MIN_PACE_WAIT)
-        p.tat = max(p.tat, now) + 1 / rate
+        p.tat = max(p.tat, now) + 1 / limits.rate
         p.granted.append(now)
-        self._paces[key] = (p, window)
+        self._paces[key] = (p, limits.window)
         return 0.0
 
     def _sweep_idle_paces(self, now: float) -> None:
         # what Redis does with PEXPIRE: forget accounts that stopped sending
         if now < self._next_pace_sweep:
             return
-        self._paces = {k: e for k, e in self._paces.items() if e[0].idle_at(e[1]) > now}
+        self._paces = {k: e for k, e in self._paces.items() if e[0].idle_at(e[1]) >= now}
         self._next_pace_sweep = now + 60.0
 
     def lock(self, name: str, ttl: float = 30.0) -> AbstractAsyncContextManager[None]:
@@ -137,12 +155,6 @@ class MemoryState:
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
             yield
-
-
-def check_pace(rate: float, burst: int, limit: int, window: float) -> None:
-    """Reject `pace` arguments that would grant nothing or divide by zero."""
-    if rate <= 0 or window <= 0 or burst < 1 or limit < 1:
-        raise ValueError("pace needs rate > 0, window > 0, burst >= 1 and limit >= 1")
 
 
 async def wait_for_token(

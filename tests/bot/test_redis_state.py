@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.redis_state import RedisState, open_redis
-from channels.state import MemoryState, SharedState, wait_for_token
+from channels.state import MemoryState, PaceLimits, SharedState, wait_for_token
 from tests.servers.redis import RedisServer
 
 
@@ -234,7 +234,8 @@ async def test_redis_lock_excludes_holders_in_other_clients(
 
 
 # ---------------------------------------------------------------- pace (the send gate)
-# rate R with a tolerance of `burst`, never more than `limit` in any `window` seconds
+# a GCRA schedule at `rate` with a tolerance of `burst`, and never more than `limit`
+# grants in any `window` seconds
 
 
 def most_in_any_window(grants: list[float], window: float) -> int:
@@ -247,43 +248,42 @@ def most_in_any_window(grants: list[float], window: float) -> int:
 
 
 async def pace_until_granted(
-    state: SharedState, clock: FakeClock, lateness: Callable[[], float], **limits: Any
+    state: SharedState, clock: FakeClock, limits: PaceLimits, lateness: Callable[[], float]
 ) -> float:
     """Sleep the waits `pace` asks for, each woken `lateness()` late; the grant time."""
-    while (wait := await state.pace("acct", **limits)) > 0:
+    while (wait := await state.pace("acct", limits)) > 0:
         clock.advance(wait + lateness())
     return clock.now
 
 
 async def test_pace_grants_the_burst_at_once_then_one_per_slot(state: SharedState) -> None:
-    limits = {"rate": 10.0, "burst": 3, "limit": 10, "window": 1.025}
-    granted = [await state.pace("acct", **limits) for _ in range(3)]
-    assert granted == [0.0, 0.0, 0.0]
-    assert await state.pace("acct", **limits) == pytest.approx(0.1)
+    limits = PaceLimits(rate=10.0, limit=10, window=1.025, burst=3)
+    assert [await state.pace("acct", limits) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert await state.pace("acct", limits) == pytest.approx(0.1)
 
 
 async def test_pace_waits_for_the_oldest_grant_to_leave_the_window(
     state: SharedState, clock: FakeClock
 ) -> None:
-    limits = {"rate": 1000.0, "burst": 5, "limit": 5, "window": 1.0}
+    limits = PaceLimits(rate=1000.0, limit=5, window=1.0, burst=5)
     for _ in range(5):
-        assert await state.pace("acct", **limits) == 0.0
+        assert await state.pace("acct", limits) == 0.0
         clock.advance(0.01)
-    assert await state.pace("acct", **limits) == pytest.approx(0.95)
+    assert await state.pace("acct", limits) == pytest.approx(0.95)
     clock.advance(0.95)
-    assert await state.pace("acct", **limits) == 0.0
-    assert await state.pace("acct", **limits) > 0
+    assert await state.pace("acct", limits) == 0.0
+    assert await state.pace("acct", limits) > 0
 
 
 async def test_pace_never_grants_more_than_the_limit_in_any_window(
     state: SharedState, clock: FakeClock
 ) -> None:
     rng = random.Random(8)
-    limits = {"rate": 20.0, "burst": 4, "limit": 20, "window": 1.025}
+    limits = PaceLimits(rate=20.0, limit=20, window=1.025, burst=5)
     grants = []
-    for _ in range(200):
-        grants.append(await pace_until_granted(state, clock, lambda: rng.uniform(0, 0.2), **limits))
-        # an idle moment now and then, so the burst and the window both come into play
+    for _ in range(300):
+        grants.append(await pace_until_granted(state, clock, limits, lambda: rng.uniform(0, 0.1)))
+        # stalls and idle moments now and then, so the burst and the window both act
         if rng.random() < 0.1:
             clock.advance(rng.uniform(0, 1.5))
     assert most_in_any_window(grants, 1.025) == 20
@@ -297,61 +297,69 @@ async def test_pace_late_waker_catches_up(state: SharedState, clock: FakeClock) 
     def lateness() -> float:
         return rng.expovariate(1000) + (0.03 if rng.random() < 0.02 else 0.0)
 
-    limits = {"rate": 100.0, "burst": 5, "limit": 100, "window": 1.025}
-    grants = [await pace_until_granted(state, clock, lateness, **limits) for _ in range(2000)]
-    period = grants[-1] - grants[0]
-    assert (len(grants) - 1) / period >= 0.97 * 100
+    limits = PaceLimits(rate=100.0, limit=100, window=1.025, burst=25)
+    grants = [await pace_until_granted(state, clock, limits, lateness) for _ in range(2000)]
+    assert (len(grants) - 1) / (grants[-1] - grants[0]) >= 0.97 * 100
     assert most_in_any_window(grants, 1.025) == 100
 
 
+async def test_pace_makes_up_the_slots_a_stall_missed(state: SharedState, clock: FakeClock) -> None:
+    limits = PaceLimits(rate=100.0, limit=100, window=1.025, burst=25)
+    for _ in range(25):  # spend the tolerance: the sender is on its schedule
+        await state.pace("acct", limits)
+    await pace_until_granted(state, clock, limits, lambda: 0.0)
+    clock.advance(0.2)  # the event loop was busy: 20 slots missed
+    assert [await state.pace("acct", limits) for _ in range(20)] == [0.0] * 20
+    assert await state.pace("acct", limits) > 0
+
+
 async def test_pace_keys_are_independent(state: SharedState) -> None:
-    limits = {"rate": 1.0, "burst": 1, "limit": 1, "window": 1.0}
-    assert await state.pace("a", **limits) == 0.0
-    assert await state.pace("b", **limits) == 0.0
-    assert await state.pace("a", **limits) > 0
+    limits = PaceLimits(rate=1.0, limit=1, window=1.0)
+    assert await state.pace("a", limits) == 0.0
+    assert await state.pace("b", limits) == 0.0
+    assert await state.pace("a", limits) > 0
 
 
 async def test_pace_forgets_an_idle_key(state: SharedState, clock: FakeClock) -> None:
-    limits = {"rate": 2.0, "burst": 2, "limit": 2, "window": 1.0}
+    limits = PaceLimits(rate=2.0, limit=2, window=1.0, burst=2)
     for _ in range(2):
-        await state.pace("acct", **limits)
+        await state.pace("acct", limits)
     clock.advance(1.0)
-    assert [await state.pace("acct", **limits) for _ in range(2)] == [0.0, 0.0]
+    assert [await state.pace("acct", limits) for _ in range(2)] == [0.0, 0.0]
 
 
 async def test_concurrent_pacers_never_exceed_the_limit(
     state: SharedState, clock: FakeClock
 ) -> None:
-    limits = {"rate": 50.0, "burst": 5, "limit": 50, "window": 1.025}
+    limits = PaceLimits(rate=50.0, limit=50, window=1.025, burst=5)
     grants: list[float] = []
     for _step in range(300):
-        results = await asyncio.gather(*(state.pace("acct", **limits) for _ in range(10)))
+        results = await asyncio.gather(*(state.pace("acct", limits) for _ in range(10)))
         grants += [clock.now] * sum(1 for r in results if r == 0.0)
         clock.advance(0.01)
     assert most_in_any_window(grants, 1.025) == 50
     assert len(grants) >= 0.97 * 50 * 3.0 / 1.025
 
 
-@pytest.mark.parametrize("bad", [{"rate": 0.0}, {"limit": 0}, {"burst": 0}, {"window": 0.0}])
-async def test_pace_rejects_limits_that_grant_nothing(
-    state: SharedState, bad: dict[str, float]
-) -> None:
-    limits: dict[str, Any] = {"rate": 1.0, "burst": 1, "limit": 1, "window": 1.0} | bad
+@pytest.mark.parametrize("bad", [{"rate": 0.0}, {"limit": 0}, {"window": 0.0}, {"burst": 0}])
+def test_pace_limits_that_grant_nothing_are_rejected(bad: dict[str, Any]) -> None:
+    fields: dict[str, Any] = {"rate": 1.0, "limit": 1, "window": 1.0} | bad
     with pytest.raises(ValueError, match="pace needs"):
-        await state.pace("acct", **limits)
+        PaceLimits(**fields)
 
 
 async def test_memory_pace_drops_idle_state(clock: FakeClock) -> None:
     state = MemoryState(clock=clock)
-    await state.pace("old", rate=1.0, burst=1, limit=1, window=1.0)
+    limits = PaceLimits(rate=1.0, limit=1, window=1.0)
+    await state.pace("old", limits)
     clock.advance(3600)
-    await state.pace("new", rate=1.0, burst=1, limit=1, window=1.0)
+    await state.pace("new", limits)
     assert list(state._paces) == ["new"]  # what PEXPIRE does on Redis
 
 
 async def test_redis_pace_keys_expire_when_idle(redis_client: aioredis.Redis) -> None:
     state = RedisState(redis_client)
-    await state.pace("acct", rate=100.0, burst=1, limit=100, window=1.025)
+    await state.pace("acct", PaceLimits(rate=100.0, limit=100, window=1.025, burst=25))
     for suffix in ("log", "gcra"):
         ttl = await redis_client.pttl(f"crmbot:pace:{{acct}}:{suffix}")
         assert 0 < ttl <= 1025 + 1000
@@ -364,11 +372,11 @@ async def test_redis_pacers_in_two_clients_share_one_limit(
     states = [RedisState(c, clock=clock) for c in clients]
     try:
         await clients[0].flushdb()
-        limits = {"rate": 50.0, "burst": 5, "limit": 50, "window": 1.025}
+        limits = PaceLimits(rate=50.0, limit=50, window=1.025, burst=5)
         grants: list[float] = []
         for _step in range(300):
             results = await asyncio.gather(
-                *(s.pace("acct", **limits) for s in states for _ in range(5))
+                *(s.pace("acct", limits) for s in states for _ in range(5))
             )
             grants += [clock.now] * sum(1 for r in results if r == 0.0)
             clock.advance(0.01)
@@ -385,6 +393,7 @@ async def test_redis_pace_on_the_server_clock_keeps_the_limit(
     get no more than `limit` per window between them."""
     clients = [open_redis(redis_server.url) for _ in range(2)]
     states = [RedisState(c) for c in clients]
+    limits = PaceLimits(rate=1000.0, limit=10, window=0.2, burst=10)
     try:
         await clients[0].flushdb()
         loop = asyncio.get_running_loop()
@@ -394,7 +403,7 @@ async def test_redis_pace_on_the_server_clock_keeps_the_limit(
         async def hammer(state: RedisState) -> None:
             nonlocal granted
             while loop.time() - started < 0.5:
-                if await state.pace("shared", rate=1000.0, burst=10, limit=10, window=0.2) == 0:
+                if await state.pace("shared", limits) == 0:
                     granted += 1
 
         await asyncio.gather(*(hammer(s) for s in states))
