@@ -101,9 +101,13 @@ else
   now = tonumber(ARGV[6])
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.17g', now - window))
-local tat = tonumber(redis.call('HGET', KEYS[2], 'tat')) or now
-local wait = tat - (burst - 1) / rate - now
 local count = redis.call('ZCARD', KEYS[1])
+local tat = tonumber(redis.call('HGET', KEYS[2], 'tat'))
+if tat == nil or (count == 0 and tat <= now) then
+  -- new or idle: the first slot is now, with no missed slots to make up
+  tat = now + (burst - 1) / rate
+end
+local wait = tat - (burst - 1) / rate - now
 if count >= limit then
   local edge = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
   wait = math.max(wait, tonumber(edge[2]) + window - now)

@@ -26,11 +26,11 @@ class PaceLimits:
 
     - the log: fewer than `limit` grants in the last `window` seconds. This is the
       hard bound, whatever the callers' timing.
-    - the schedule (virtual scheduling, GCRA): slots 1/`rate` apart, and a sender may
-      take up to `burst` of them at once. A backlog so leaves evenly spaced, not as a
-      burst at the start of each window; a sender woken late (or after its event loop
-      was busy) takes the slots it missed at once instead of losing them, as long as
-      it fell no more than `burst` slots behind.
+    - the schedule (virtual scheduling, as in GCRA): slots 1/`rate` apart. A sender
+      woken late (or after its event loop was busy) takes the slots it missed at once
+      instead of losing them, as long as it fell at most `burst` - 1 slots behind. A
+      new or idle schedule starts at its first grant with nothing to make up, so a
+      backlog leaves evenly spaced, never as a burst at the start of a window.
     """
 
     rate: float
@@ -77,11 +77,19 @@ MIN_PACE_WAIT = 1e-6
 @dataclass
 class _Pace:
     granted: deque[float]  # grant times within the last window, oldest first
-    tat: float  # GCRA theoretical arrival time of the next grant
+    tat: float  # GCRA theoretical arrival time: next slot + (burst - 1) slots
+    window: float
 
-    def idle_at(self, window: float) -> float:
-        """From then on this state decides the same as none at all."""
-        return max(self.tat, self.granted[-1] + window if self.granted else self.tat)
+    @classmethod
+    def fresh(cls, now: float, limits: PaceLimits) -> _Pace:
+        """A schedule whose first slot is now, with no missed slots to make up."""
+        return cls(deque(), now + (limits.burst - 1) / limits.rate, limits.window)
+
+    def idle(self, now: float) -> bool:
+        """Nothing granted within the window and the schedule behind: start afresh."""
+        while self.granted and self.granted[0] <= now - self.window:
+            self.granted.popleft()
+        return not self.granted and self.tat <= now
 
 
 class MemoryState:
@@ -91,7 +99,7 @@ class MemoryState:
         self._clock = clock
         self._values: dict[str, tuple[str, float | None]] = {}
         self._buckets: dict[str, _Bucket] = {}
-        self._paces: dict[str, tuple[_Pace, float]] = {}  # key → (state, window)
+        self._paces: dict[str, _Pace] = {}
         self._next_pace_sweep = float("-inf")
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -126,10 +134,11 @@ class MemoryState:
     async def pace(self, key: str, limits: PaceLimits) -> float:
         now = self._clock()
         self._sweep_idle_paces(now)
-        entry = self._paces.get(key)
-        p = entry[0] if entry is not None else _Pace(deque(), now)
-        while p.granted and p.granted[0] <= now - limits.window:
-            p.granted.popleft()
+        p = self._paces.get(key)
+        if p is not None:
+            p.window = limits.window
+        if p is None or p.idle(now):
+            p = self._paces[key] = _Pace.fresh(now, limits)
         wait = p.tat - (limits.burst - 1) / limits.rate - now
         if len(p.granted) >= limits.limit:
             wait = max(wait, p.granted[-limits.limit] + limits.window - now)
@@ -137,14 +146,13 @@ class MemoryState:
             return max(wait, MIN_PACE_WAIT)
         p.tat = max(p.tat, now) + 1 / limits.rate
         p.granted.append(now)
-        self._paces[key] = (p, limits.window)
         return 0.0
 
     def _sweep_idle_paces(self, now: float) -> None:
         # what Redis does with PEXPIRE: forget accounts that stopped sending
         if now < self._next_pace_sweep:
             return
-        self._paces = {k: e for k, e in self._paces.items() if e[0].idle_at(e[1]) >= now}
+        self._paces = {k: p for k, p in self._paces.items() if not p.idle(now)}
         self._next_pace_sweep = now + 60.0
 
     def lock(self, name: str, ttl: float = 30.0) -> AbstractAsyncContextManager[None]:

@@ -256,9 +256,9 @@ async def pace_until_granted(
     return clock.now
 
 
-async def test_pace_grants_the_burst_at_once_then_one_per_slot(state: SharedState) -> None:
+async def test_pace_starts_evenly_spaced_without_a_burst(state: SharedState) -> None:
     limits = PaceLimits(rate=10.0, limit=10, window=1.025, burst=3)
-    assert [await state.pace("acct", limits) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert await state.pace("acct", limits) == 0.0
     assert await state.pace("acct", limits) == pytest.approx(0.1)
 
 
@@ -305,11 +305,19 @@ async def test_pace_late_waker_catches_up(state: SharedState, clock: FakeClock) 
 
 async def test_pace_makes_up_the_slots_a_stall_missed(state: SharedState, clock: FakeClock) -> None:
     limits = PaceLimits(rate=100.0, limit=100, window=1.025, burst=25)
-    for _ in range(25):  # spend the tolerance: the sender is on its schedule
-        await state.pace("acct", limits)
-    await pace_until_granted(state, clock, limits, lambda: 0.0)
-    clock.advance(0.2)  # the event loop was busy: 20 slots missed
+    await state.pace("acct", limits)
+    clock.advance(0.205)  # the event loop was busy: the 20 slots up to now are due
     assert [await state.pace("acct", limits) for _ in range(20)] == [0.0] * 20
+    assert await state.pace("acct", limits) > 0
+
+
+async def test_pace_keeps_no_more_than_burst_missed_slots(
+    state: SharedState, clock: FakeClock
+) -> None:
+    limits = PaceLimits(rate=100.0, limit=100, window=1.025, burst=5)
+    await state.pace("acct", limits)
+    clock.advance(0.2)
+    assert [await state.pace("acct", limits) for _ in range(5)] == [0.0] * 5
     assert await state.pace("acct", limits) > 0
 
 
@@ -320,12 +328,15 @@ async def test_pace_keys_are_independent(state: SharedState) -> None:
     assert await state.pace("a", limits) > 0
 
 
-async def test_pace_forgets_an_idle_key(state: SharedState, clock: FakeClock) -> None:
+async def test_pace_starts_afresh_after_an_idle_window(
+    state: SharedState, clock: FakeClock
+) -> None:
     limits = PaceLimits(rate=2.0, limit=2, window=1.0, burst=2)
-    for _ in range(2):
-        await state.pace("acct", limits)
-    clock.advance(1.0)
-    assert [await state.pace("acct", limits) for _ in range(2)] == [0.0, 0.0]
+    await pace_until_granted(state, clock, limits, lambda: 0.0)
+    await pace_until_granted(state, clock, limits, lambda: 0.0)
+    clock.advance(5.0)
+    assert await state.pace("acct", limits) == 0.0
+    assert await state.pace("acct", limits) == pytest.approx(0.5)  # no burst after idling
 
 
 async def test_concurrent_pacers_never_exceed_the_limit(
