@@ -6,15 +6,16 @@ second) every sender the event loop wakes δ late loses δ of its slot for good;
 R = 100 that cost 9 % of the rate. So the gate is `SharedState.pace` (atomic across
 workers; on Redis it runs on the server clock) with:
 
-- a sliding-window log of ⌊R⌋ grants per window, the window a little longer than one
-  second (2.5 %) so that jitter between our grant and the provider's clock (network,
-  a busy loop) cannot move an (R+1)-th send into the provider's second. It bounds the
-  average at R / 1.025 ≈ 0.976·R.
-- a GCRA schedule at R with a tolerance of `catch_up` seconds of slots: a backlog
-  leaves evenly spaced, and a sender that fell behind (a late wake-up; the event loop
-  busy for a few hundred milliseconds with a batch, as the benchmark measures) sends
-  the slots it missed at once instead of losing them. The log still caps that
-  catch-up, so it can never add up to more than R in a second.
+- a sliding-window log of ⌊R⌋ grants per window, the window 3 % longer than one second
+  so that up to 30 ms of jitter between our grant and the provider's clock (network, a
+  process paused between the grant and the request) cannot move an (R+1)-th send into
+  the provider's second. It bounds the average at R / 1.03 ≈ 0.971·R.
+- a GCRA schedule at R: a backlog leaves evenly spaced, and a sender that fell behind
+  (a late wake-up; the event loop busy for a few hundred milliseconds with a batch or
+  a garbage collection, as the benchmark measures) sends up to `catch_up` seconds of
+  missed slots at once instead of losing them. The log still caps that catch-up, so it
+  never adds up to more than R in a second; it does repeat the clump's shape in the
+  next windows, at most `catch_up`·R sends at once.
 
 The queuer's pacing (sending.py) keeps the backlog small; this gate makes the rate exact
 whatever the dispatcher's polling does.
@@ -37,7 +38,7 @@ class SendPacer(Protocol):
 RateOf = Callable[[int], Awaitable[float | None]]  # account id → sends per second
 
 # how much longer than the provider's second our window is (see the module docstring)
-WINDOW_MARGIN = 0.025
+WINDOW_MARGIN = 0.03
 # how far behind its schedule a sender may fall and still make the slots up
 CATCH_UP_SECONDS = 0.25
 

@@ -60,12 +60,12 @@ async def test_never_more_than_r_sends_in_any_second() -> None:
 
 
 async def test_the_window_keeps_a_margin_beyond_the_providers_second() -> None:
-    # a send that reaches the provider up to 25 ms later than the one before it
+    # a send that reaches the provider up to 30 ms later than the one before it
     # R sends ago still cannot make R+1 in the provider's second
     clock = FakeTime()
     gate = AccountThrottle(MemoryState(clock=clock), rate(20.0), sleep=clock.sleep)
     released = await release(gate, clock, 200)
-    assert min(b - a for a, b in zip(released, released[20:], strict=False)) >= 1.025 - 1e-9
+    assert min(b - a for a, b in zip(released, released[20:], strict=False)) >= 1.03 - 1e-9
 
 
 async def test_a_backlog_leaves_evenly_spaced_not_in_one_burst() -> None:
