@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import bisect
 import json
+import math
 import tempfile
 import time
 from collections import deque
@@ -215,6 +216,7 @@ async def run(n: int, rate: float, seconds: float, database_url: str | None) -> 
                 asyncio.create_task(dispatcher.run(stop)),
             ]
             await asyncio.sleep(seconds)
+            ended = time.monotonic()  # the simulator's clock
             stop.set()
             await asyncio.gather(*tasks)
             cpu_sending = time.process_time() - cpu0
@@ -227,10 +229,15 @@ async def run(n: int, rate: float, seconds: float, database_url: str | None) -> 
                         BroadcastRecipient.status != "pending",
                     )
                 )
-            # steady state: skip the first second (engine start-up, first batch)
+            # steady state: skip the first second (engine start-up, first batch), then
+            # count the sends in whole seconds before the stop. (n - 1) / (last - first
+            # send) would flatter a gate that sends a catch-up clump at either end.
             sends = sim.accepted
-            window = [t for t in sends if t >= sends[0] + 1.0] if sends else []
-            achieved = (len(window) - 1) / (window[-1] - window[0]) if len(window) > 1 else 0.0
+            steady_from = sends[0] + 1.0 if sends else ended
+            steady_seconds = max(0, math.floor(ended - steady_from))
+            steady_until = steady_from + steady_seconds
+            steady = sum(1 for t in sends if steady_from <= t < steady_until)
+            achieved = steady / steady_seconds if steady_seconds else 0.0
             return {
                 "recipients": total,
                 "freeze_seconds": round(freeze_seconds, 2),

@@ -20,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.leader import leadership, reraise_lost_cancel
+from channels.state import MIN_PACE_WAIT, PaceLimits
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,50 @@ return tostring(wait)
 """
 
 
+# The send gate (`SharedState.pace`, see `channels.state.PaceLimits`) in one script: the
+# log is a sorted set (KEYS[1]: member = a grant sequence number, score = grant time),
+# the GCRA schedule a hash (KEYS[2]: tat, seq). ARGV rate, burst, limit, window, the
+# smallest wait, now ("" = server TIME). Times are written with %.17g: Lua's tostring
+# keeps 14 digits, which is only 0.1 ms at epoch seconds.
+_PACE = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local window = tonumber(ARGV[4])
+local now
+if ARGV[6] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+else
+  now = tonumber(ARGV[6])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.17g', now - window))
+local count = redis.call('ZCARD', KEYS[1])
+local tat = tonumber(redis.call('HGET', KEYS[2], 'tat'))
+if tat == nil or (count == 0 and tat <= now) then
+  -- new or idle: the first slot is now, with no missed slots to make up
+  tat = now + (burst - 1) / rate
+end
+local wait = tat - (burst - 1) / rate - now
+if count >= limit then
+  local edge = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
+  wait = math.max(wait, tonumber(edge[2]) + window - now)
+end
+if wait > 0 then
+  return string.format('%.17g', math.max(wait, tonumber(ARGV[5])))
+end
+tat = math.max(tat, now) + 1 / rate
+local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+redis.call('HSET', KEYS[2], 'tat', string.format('%.17g', tat))
+redis.call('ZADD', KEYS[1], string.format('%.17g', now), seq)
+-- both are as good as absent once the window has passed and tat lies behind
+local ttl = math.ceil(math.max(window, tat - now) * 1000) + 1000
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+return '0'
+"""
+
+
 class RedisState:
     """`channels.state.SharedState` on Redis."""
 
@@ -97,6 +142,7 @@ class RedisState:
         self._clock = clock
         self._lock_poll = lock_poll
         self._take = redis.register_script(_TAKE)
+        self._pace = redis.register_script(_PACE)
         self._owns_client = False
 
     @classmethod
@@ -139,6 +185,23 @@ class RedisState:
         now = "" if self._clock is None else repr(self._clock())
         wait = await self._take(
             keys=[self._key("bucket", bucket)], args=[repr(rate), repr(burst), repr(cost), now]
+        )
+        return float(wait)
+
+    async def pace(self, key: str, limits: PaceLimits) -> float:
+        now = "" if self._clock is None else repr(self._clock())
+        # one hash tag: both keys land on the same Redis Cluster slot, as a script needs
+        base = f"{self._prefix}:pace:{{{key}}}"
+        wait = await self._pace(
+            keys=[f"{base}:log", f"{base}:gcra"],
+            args=[
+                repr(limits.rate),
+                str(limits.burst),
+                str(limits.limit),
+                repr(limits.window),
+                repr(MIN_PACE_WAIT),
+                now,
+            ],
         )
         return float(wait)
 

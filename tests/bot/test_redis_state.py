@@ -4,13 +4,17 @@ adapter may rely on in the embedded mode must hold in the scaled mode too."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import bisect
+import math
+import random
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
 from bot.redis_state import RedisState, open_redis
-from channels.state import MemoryState, SharedState, wait_for_token
+from channels.state import MemoryState, PaceLimits, SharedState, wait_for_token
 from tests.servers.redis import RedisServer
 
 
@@ -224,6 +228,198 @@ async def test_redis_lock_excludes_holders_in_other_clients(
 
         await asyncio.gather(*(critical(RedisState(c)) for c in clients for _ in range(2)))
         assert overlaps == 0
+    finally:
+        for c in clients:
+            await c.aclose()
+
+
+# ---------------------------------------------------------------- pace (the send gate)
+# a GCRA schedule at `rate` with a tolerance of `burst`, and never more than `limit`
+# grants in any `window` seconds
+
+
+def most_in_any_window(grants: list[float], window: float) -> int:
+    """The most grants in any half-open window (t - window, t], as a provider counts."""
+    ordered = sorted(grants)
+    return max(
+        (bisect.bisect_right(ordered, t) - bisect.bisect_right(ordered, t - window))
+        for t in ordered
+    )
+
+
+async def pace_until_granted(
+    state: SharedState, clock: FakeClock, limits: PaceLimits, lateness: Callable[[], float]
+) -> float:
+    """Sleep the waits `pace` asks for, each woken `lateness()` late; the grant time."""
+    while (wait := await state.pace("acct", limits)) > 0:
+        clock.advance(wait + lateness())
+    return clock.now
+
+
+async def test_pace_starts_evenly_spaced_without_a_burst(state: SharedState) -> None:
+    limits = PaceLimits(rate=10.0, limit=10, window=1.025, burst=3)
+    assert await state.pace("acct", limits) == 0.0
+    assert await state.pace("acct", limits) == pytest.approx(0.1)
+
+
+async def test_pace_waits_for_the_oldest_grant_to_leave_the_window(
+    state: SharedState, clock: FakeClock
+) -> None:
+    limits = PaceLimits(rate=1000.0, limit=5, window=1.0, burst=5)
+    for _ in range(5):
+        assert await state.pace("acct", limits) == 0.0
+        clock.advance(0.01)
+    assert await state.pace("acct", limits) == pytest.approx(0.95)
+    clock.advance(0.95)
+    assert await state.pace("acct", limits) == 0.0
+    assert await state.pace("acct", limits) > 0
+
+
+async def test_pace_never_grants_more_than_the_limit_in_any_window(
+    state: SharedState, clock: FakeClock
+) -> None:
+    rng = random.Random(8)
+    limits = PaceLimits(rate=20.0, limit=20, window=1.025, burst=5)
+    grants = []
+    for _ in range(300):
+        grants.append(await pace_until_granted(state, clock, limits, lambda: rng.uniform(0, 0.1)))
+        # stalls and idle moments now and then, so the burst and the window both act
+        if rng.random() < 0.1:
+            clock.advance(rng.uniform(0, 1.5))
+    assert most_in_any_window(grants, 1.025) == 20
+
+
+async def test_pace_late_waker_catches_up(state: SharedState, clock: FakeClock) -> None:
+    """Woken late after every wait (~1 ms, and 30 ms one time in fifty), the sender
+    still gets close to the window's ceiling of limit / window."""
+    rng = random.Random(6)
+
+    def lateness() -> float:
+        return rng.expovariate(1000) + (0.03 if rng.random() < 0.02 else 0.0)
+
+    limits = PaceLimits(rate=100.0, limit=100, window=1.025, burst=25)
+    grants = [await pace_until_granted(state, clock, limits, lateness) for _ in range(2000)]
+    assert (len(grants) - 1) / (grants[-1] - grants[0]) >= 0.97 * 100
+    assert most_in_any_window(grants, 1.025) == 100
+
+
+async def test_pace_makes_up_the_slots_a_stall_missed(state: SharedState, clock: FakeClock) -> None:
+    limits = PaceLimits(rate=100.0, limit=100, window=1.025, burst=25)
+    await state.pace("acct", limits)
+    clock.advance(0.205)  # the event loop was busy: the 20 slots up to now are due
+    assert [await state.pace("acct", limits) for _ in range(20)] == [0.0] * 20
+    assert await state.pace("acct", limits) > 0
+
+
+async def test_pace_keeps_no_more_than_burst_missed_slots(
+    state: SharedState, clock: FakeClock
+) -> None:
+    limits = PaceLimits(rate=100.0, limit=100, window=1.025, burst=5)
+    await state.pace("acct", limits)
+    clock.advance(0.2)
+    assert [await state.pace("acct", limits) for _ in range(5)] == [0.0] * 5
+    assert await state.pace("acct", limits) > 0
+
+
+async def test_pace_keys_are_independent(state: SharedState) -> None:
+    limits = PaceLimits(rate=1.0, limit=1, window=1.0)
+    assert await state.pace("a", limits) == 0.0
+    assert await state.pace("b", limits) == 0.0
+    assert await state.pace("a", limits) > 0
+
+
+async def test_pace_starts_afresh_after_an_idle_window(
+    state: SharedState, clock: FakeClock
+) -> None:
+    limits = PaceLimits(rate=2.0, limit=2, window=1.0, burst=2)
+    await pace_until_granted(state, clock, limits, lambda: 0.0)
+    await pace_until_granted(state, clock, limits, lambda: 0.0)
+    clock.advance(5.0)
+    assert await state.pace("acct", limits) == 0.0
+    assert await state.pace("acct", limits) == pytest.approx(0.5)  # no burst after idling
+
+
+async def test_concurrent_pacers_never_exceed_the_limit(
+    state: SharedState, clock: FakeClock
+) -> None:
+    limits = PaceLimits(rate=50.0, limit=50, window=1.025, burst=5)
+    grants: list[float] = []
+    for _step in range(300):
+        results = await asyncio.gather(*(state.pace("acct", limits) for _ in range(10)))
+        grants += [clock.now] * sum(1 for r in results if r == 0.0)
+        clock.advance(0.01)
+    assert most_in_any_window(grants, 1.025) == 50
+    assert len(grants) >= 0.97 * 50 * 3.0 / 1.025
+
+
+@pytest.mark.parametrize("bad", [{"rate": 0.0}, {"limit": 0}, {"window": 0.0}, {"burst": 0}])
+def test_pace_limits_that_grant_nothing_are_rejected(bad: dict[str, Any]) -> None:
+    fields: dict[str, Any] = {"rate": 1.0, "limit": 1, "window": 1.0} | bad
+    with pytest.raises(ValueError, match="pace needs"):
+        PaceLimits(**fields)
+
+
+async def test_memory_pace_drops_idle_state(clock: FakeClock) -> None:
+    state = MemoryState(clock=clock)
+    limits = PaceLimits(rate=1.0, limit=1, window=1.0)
+    await state.pace("old", limits)
+    clock.advance(3600)
+    await state.pace("new", limits)
+    assert list(state._paces) == ["new"]  # what PEXPIRE does on Redis
+
+
+async def test_redis_pace_keys_expire_when_idle(redis_client: aioredis.Redis) -> None:
+    state = RedisState(redis_client)
+    await state.pace("acct", PaceLimits(rate=100.0, limit=100, window=1.025, burst=25))
+    for suffix in ("log", "gcra"):
+        ttl = await redis_client.pttl(f"crmbot:pace:{{acct}}:{suffix}")
+        assert 0 < ttl <= 1025 + 1000
+
+
+async def test_redis_pacers_in_two_clients_share_one_limit(
+    redis_server: RedisServer, clock: FakeClock
+) -> None:
+    clients = [open_redis(redis_server.url) for _ in range(2)]
+    states = [RedisState(c, clock=clock) for c in clients]
+    try:
+        await clients[0].flushdb()
+        limits = PaceLimits(rate=50.0, limit=50, window=1.025, burst=5)
+        grants: list[float] = []
+        for _step in range(300):
+            results = await asyncio.gather(
+                *(s.pace("acct", limits) for s in states for _ in range(5))
+            )
+            grants += [clock.now] * sum(1 for r in results if r == 0.0)
+            clock.advance(0.01)
+        assert most_in_any_window(grants, 1.025) == 50
+    finally:
+        for c in clients:
+            await c.aclose()
+
+
+async def test_redis_pace_on_the_server_clock_keeps_the_limit(
+    redis_server: RedisServer,
+) -> None:
+    """Without an injected clock the script reads TIME: two clients hammering one key
+    get no more than `limit` per window between them."""
+    clients = [open_redis(redis_server.url) for _ in range(2)]
+    states = [RedisState(c) for c in clients]
+    limits = PaceLimits(rate=1000.0, limit=10, window=0.2, burst=10)
+    try:
+        await clients[0].flushdb()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        granted = 0
+
+        async def hammer(state: RedisState) -> None:
+            nonlocal granted
+            while loop.time() - started < 0.5:
+                if await state.pace("shared", limits) == 0:
+                    granted += 1
+
+        await asyncio.gather(*(hammer(s) for s in states))
+        windows = (loop.time() - started) / 0.2
+        assert 10 <= granted <= 10 * (math.floor(windows) + 1)
     finally:
         for c in clients:
             await c.aclose()
