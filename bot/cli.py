@@ -19,7 +19,15 @@ from . import log_context
 from .account_config import apply_configured_accounts
 from .config import ConfigError, Settings, load_settings
 from .migrate import upgrade
-from .runtime import ALL_ROLES, Role, Services, build_services, start_background, web_app
+from .runtime import (
+    ALL_ROLES,
+    Role,
+    Services,
+    build_services,
+    settle_heap,
+    start_background,
+    web_app,
+)
 
 log = logging.getLogger("crmbot")
 
@@ -97,6 +105,7 @@ def serve(settings: Settings, roles: frozenset[Role]) -> None:
 
         async def on_startup(_app: web.Application) -> None:
             await start_background(services)
+            settle_heap()
             print(_banner(settings, login, sandbox is not None, configured), flush=True)  # noqa: T201
 
         async def on_cleanup(_app: web.Application) -> None:
@@ -125,6 +134,7 @@ async def run_role(settings: Settings, role: Role) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, services.supervisor.stop.set)
     await start_background(services)
+    settle_heap()
     log.info("%s started", role.value)
     try:
         await services.supervisor.stop.wait()

@@ -400,11 +400,18 @@ class OutboxDispatcher:
                     )
             else:
                 # one waiter per account at the gate: the rest queue here in order
-                # instead of all polling the shared bucket at every token
+                # instead of all polling the shared bucket at every token. The send slot
+                # is taken BEFORE the gate: a grant that then waited for a slot would
+                # reach the provider late and could put R+1 sends into its second.
                 async with self._gate_lock(item.account_id):
-                    for gate in self.gates:
-                        await gate(item.account_id, item.purpose)
-                async with self._sending:
+                    await self._sending.acquire()
+                    try:
+                        for gate in self.gates:
+                            await gate(item.account_id, item.purpose)
+                    except BaseException:
+                        self._sending.release()
+                        raise
+                try:
                     if not self._lease_left(item):
                         # a slow account's gate held the row too long: hand it back unsent
                         # rather than send on a lease another dispatcher may be taking over
@@ -412,6 +419,8 @@ class OutboxDispatcher:
                         return
                     sent_at = time.perf_counter()
                     result = await adapter.send(outbound)
+                finally:
+                    self._sending.release()
         except Exception as exc:  # noqa: BLE001  (an adapter bug must not lose the row)
             log.exception("adapter %s raised on outbox=%s", loaded.kind, item.id)
             sent_at = time.perf_counter()

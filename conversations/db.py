@@ -226,9 +226,7 @@ class Database:
 
     def _unit_in_thread(self, work: Callable[[Session], T]) -> T:
         if self._thread_sessions is None:
-            self._thread_sessions = sessionmaker(
-                _thread_twin(self.engine), expire_on_commit=False
-            )
+            self._thread_sessions = sessionmaker(_thread_twin(self.engine), expire_on_commit=False)
         with self._thread_sessions() as session, session.begin():
             return work(session)
 

@@ -245,9 +245,7 @@ def _create_identities(session: Session, firsts: Sequence[_Row]) -> None:
     )
 
 
-def _create_conversations(
-    session: Session, senders: Sequence[tuple[int, Known]]
-) -> None:
+def _create_conversations(session: Session, senders: Sequence[tuple[int, Known]]) -> None:
     """A conversation for each (account, identity) that has none yet."""
     table: Table = Conversation.__table__  # type: ignore[assignment]
     now = utcnow()
@@ -306,9 +304,7 @@ def _values(row: _Row, now: datetime) -> dict[str, Any]:
     }
 
 
-def _insert_returning(
-    session: Session, rows: list[dict[str, Any]]
-) -> list[tuple[int, int, str]]:
+def _insert_returning(session: Session, rows: list[dict[str, Any]]) -> list[tuple[int, int, str]]:
     """executemany of one cached statement: SQLAlchemy batches it into multi-row
     INSERT … RETURNING ("insertmanyvalues") without recompiling per batch size."""
     table: Table = Message.__table__  # type: ignore[assignment]  # declarative tables are Tables

@@ -26,6 +26,7 @@ from sqlalchemy import (
     select,
     table,
     text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -142,9 +143,12 @@ async def index_message(ctx: MessageContext) -> None:
         await index_documents(ctx.session, [(ctx.message.id, tokenise_for_index(ctx.message.text))])
 
 
-async def index_backlog(session: AsyncSession, window: int = 50_000, batch: int = 500) -> int:
+async def index_backlog(
+    session: AsyncSession, window: int = 50_000, batch: int = 500, *, handled_only: bool = False
+) -> int:
     """Index recent messages that have no index row yet (outbound replies, broadcasts,
-    auto-replies, anything written outside the pipeline). Run periodically."""
+    auto-replies, anything written outside the pipeline). `handled_only`: leave inbound
+    messages the pipeline has not handled yet to its own handler."""
     top = await session.scalar(select(func.max(Message.id)))
     if top is None:
         return 0
@@ -157,6 +161,11 @@ async def index_backlog(session: AsyncSession, window: int = 50_000, batch: int 
                 ~select(SearchDocument.message_id)
                 .where(SearchDocument.message_id == Message.id)
                 .exists(),
+            )
+            .where(
+                (Message.direction != "in") | Message.processed_at.is_not(None)
+                if handled_only
+                else true()
             )
             .order_by(Message.id)
             .limit(batch)
@@ -261,11 +270,13 @@ async def search_messages(
 
 
 async def catch_up(db: Database, batch: int = 500) -> int:
-    """Index everything `index_backlog` finds, a batch per transaction; for a periodic job."""
+    """Index everything `index_backlog` finds, a batch per transaction; for a periodic job.
+    Inbound messages still waiting for the pipeline are its to index: under a burst of
+    callbacks they would otherwise be tokenised twice, competing with acknowledgements."""
     total = 0
     while True:
         async with db.transaction() as s:
-            done = await index_backlog(s, batch=batch)
+            done = await index_backlog(s, batch=batch, handled_only=True)
         total += done
         if done < batch:
             return total

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from conversations.access import AccessDenied, Role, Viewer
 from conversations.actions import record_inbound
 from conversations.db import Database
-from conversations.models import ChannelAccount, Conversation, StaffUser
+from conversations.models import ChannelAccount, Conversation, Message, StaffUser
 from conversations.search import (
     SearchFilter,
     index_backlog,
@@ -43,6 +43,8 @@ async def _seed(db: Database, texts: dict[str, list[str]]) -> dict[str, int]:
                     for i, line in enumerate(lines)
                 ],
             )
+        # handled by the pipeline (whose own handler would index them), then the backlog
+        await s.execute(update(Message).values(processed_at=datetime.now(UTC)))
         await index_backlog(s)
         rows = (await s.execute(select(Conversation.id, Conversation.identity_id))).all()
     out: dict[str, int] = {}
@@ -125,7 +127,6 @@ async def test_marketers_cannot_search_conversations(db: Database) -> None:
 async def test_reindexing_a_message_replaces_its_words(db: Database) -> None:
     await _seed(db, {"c1": ["价格"]})
     async with db.transaction() as s:
-        from conversations.models import Message
         from conversations.search import index_documents
 
         mid = await s.scalar(select(Message.id))
@@ -151,3 +152,26 @@ async def test_catch_up_indexes_messages_written_outside_the_pipeline(db: Databa
         assert [h.text for h in await search_messages(s, ADMIN, SearchFilter(query="报价单"))] == [
             "这是报价单"
         ]
+
+
+async def test_catch_up_leaves_unhandled_inbound_messages_to_the_pipeline(db: Database) -> None:
+    from conversations.search import catch_up
+
+    convs = await _seed(db, {"c1": ["你好"]})
+    async with db.transaction() as s:
+        conv = await s.get(Conversation, convs["c1"])
+        assert conv is not None
+        account = await s.get(ChannelAccount, conv.account_id)
+        assert account is not None
+        waiting = InboundMessage(
+            provider_key="new",
+            external_id="c1",
+            kind=MessageKind.TEXT,
+            text="还没处理的报价问题",
+            occurred_at=datetime(2026, 11, 2, tzinfo=UTC),
+        )
+        await record_inbound(s, account, [waiting])
+    assert await catch_up(db) == 0
+    async with db.transaction() as s:
+        await s.execute(update(Message).values(processed_at=datetime.now(UTC)))
+    assert await catch_up(db) == 1
