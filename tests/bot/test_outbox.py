@@ -198,3 +198,25 @@ async def test_results_wait_out_a_store_outage_instead_of_the_lease(db: Database
     await dispatcher.run_once()
     assert failures == 1
     assert await _statuses(db) == ["sent", "sent"]
+
+
+async def test_the_send_slot_is_taken_before_the_rate_gate_grants(db: Database) -> None:
+    # a grant that then waited for a free slot would reach the provider late, and a late
+    # send can put R+1 into the provider's second
+    conv = await _conversation(db)
+    await _queue(db, conv, 1)
+    provider = FakeProvider()
+    granted = asyncio.Event()
+
+    async def gate(_account_id: int, _purpose: str) -> None:
+        granted.set()
+
+    dispatcher = _dispatcher(db, provider, gates=[gate], concurrency=1)
+    [item] = await dispatcher._claim(10)
+    await dispatcher._sending.acquire()  # every send slot is busy
+    delivery = asyncio.create_task(dispatcher._deliver(item))
+    await asyncio.sleep(0.2)
+    assert not granted.is_set()
+    dispatcher._sending.release()
+    await asyncio.wait_for(delivery, 10)
+    assert granted.is_set() and len(provider.sends) == 1

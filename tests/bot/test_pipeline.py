@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.ingest import IngestPressure
 from bot.pipeline import Handlers, Pipeline
 from bot.queue import InProcessQueue
 from channels.registry import default_registry
@@ -79,3 +80,33 @@ async def test_after_batch_hook_gets_one_call_per_committed_batch(sqlite_db: Dat
     assert handler.handled == 5
     assert sorted(i for _kind, batch in calls for i in batch) == sorted(ids)
     assert len(calls) < 5
+
+
+async def test_under_a_burst_of_callbacks_the_pipeline_takes_small_batches(
+    sqlite_db: Database,
+) -> None:
+    ids = await _stored(sqlite_db, 25)
+    sizes: list[int] = []
+
+    async def hook(_kind: str, batch: Sequence[int]) -> None:
+        sizes.append(len(batch))
+
+    pressure = IngestPressure(quiet_gap=0.01, max_defer=0.02)
+    pressure.begin()  # a callback is waiting for its commit the whole time
+    pipeline = _pipeline(sqlite_db, WarmCounting(), after_batch=[hook], pressure=pressure)
+    pipeline.pressed_batch = 10
+    await asyncio.gather(*(pipeline.process(f"message:{i}") for i in ids))
+    assert sizes == [10, 10, 5]  # deferred, then small batches: never starved
+
+
+async def test_without_callbacks_the_pipeline_takes_whole_batches(sqlite_db: Database) -> None:
+    ids = await _stored(sqlite_db, 25)
+    sizes: list[int] = []
+
+    async def hook(_kind: str, batch: Sequence[int]) -> None:
+        sizes.append(len(batch))
+
+    pipeline = _pipeline(sqlite_db, WarmCounting(), after_batch=[hook])
+    pipeline.pressed_batch = 10
+    await asyncio.gather(*(pipeline.process(f"message:{i}") for i in ids))
+    assert sum(sizes) == 25 and max(sizes) > 10
