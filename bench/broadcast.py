@@ -29,6 +29,7 @@ from sqlalchemy import func, insert, select
 from bot.accounts import AccountDirectory
 from bot.migrate import upgrade
 from bot.outbox import OutboxDispatcher
+from bot.runtime import settle_heap
 from bot.scheduler import run_scheduler
 from bot.secrets import SecretBox
 from broadcasts.audience import AudienceRegistry
@@ -209,6 +210,7 @@ async def run(n: int, rate: float, seconds: float, database_url: str | None) -> 
                 policies=policies,
                 on_queued=[dispatcher.wake],
             )
+            settle_heap()  # as a worker does once it has started
             stop = asyncio.Event()
             cpu0 = time.process_time()
             tasks = [
