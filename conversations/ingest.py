@@ -2,8 +2,8 @@
 
 `record_inbound` handles one callback at a time; under load the per-statement cost of
 that path, not the disk, bounds throughput. Here a batch of messages costs a handful of
-statements: one existence check, one multi-row INSERT … ON CONFLICT DO NOTHING
-RETURNING, one UPDATE per touched conversation and one for customers. Identities and
+statements: one multi-row INSERT … ON CONFLICT DO NOTHING RETURNING (provider retries
+fall out there), one UPDATE per touched conversation and one for customers. Identities and
 conversations seen before come from a small in-process cache (their ids never change;
 a customer merge moves conversations, it does not renumber them); first contacts are
 created together, a few statements for the whole batch.
@@ -91,18 +91,9 @@ def store_messages(
         candidates.append(_Row(index, account, item))
     if not candidates:
         return results
-    existing = set(
-        (
-            session.execute(
-                select(Message.account_id, Message.provider_key).where(
-                    tuple_(Message.account_id, Message.provider_key).in_(
-                        [(r.account.id, r.item.provider_key) for r in candidates]
-                    )
-                )
-            )
-        ).all()
-    )
-    fresh = [r for r in candidates if (r.account.id, r.item.provider_key) not in existing]
+    # no existence check first: a retried delivery meets ON CONFLICT DO NOTHING below,
+    # and its sender is known (the first delivery stored it), so it costs no identity work
+    fresh = candidates
     unthreaded: list[_Row] = []
     for row in fresh:
         threaded = (
