@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .automaton import WordAutomaton
 from .normalize import exact_form, is_word_char, trim_edges
@@ -18,6 +19,10 @@ from .rules import MatchKind, Rule
 
 # per rule using a keyword: (rule position, keyword, keywords the rule needs)
 _Entry = tuple[int, str, int]
+# automaton value: (word length, boundary checks left/right, every rule using the word,
+# the rules it alone satisfies (any-of and single-keyword rules) best first)
+_WordValue = tuple[int, bool, bool, tuple[_Entry, ...], tuple[Rule, ...]]
+F = TypeVar("F")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,15 +51,44 @@ class KeywordIndex:
                 for word in rule.keywords:
                     by_word.setdefault(word, []).append((pos, word, need))
         self._regex_gate = _regex_gate([self.rules[pos] for pos in self._regex])
-        self._automaton: WordAutomaton[tuple[int, bool, bool, tuple[_Entry, ...]]] = WordAutomaton()
+        self._automaton: WordAutomaton[_WordValue] = WordAutomaton()
         for word, entries in by_word.items():
             # ASCII words match on word boundaries only: "agent" is not in "management"
             left, right = is_word_char(word[0]), is_word_char(word[-1])
-            self._automaton.add(word, (len(word), left, right, tuple(entries)))
+            alone = tuple(self.rules[pos] for pos, _word, need in entries if need == 1)
+            self._automaton.add(word, (len(word), left, right, tuple(entries), alone))
         self._automaton.build()
 
     def __len__(self) -> int:
         return len(self.rules)
+
+    def first(
+        self, norm: str, refusal: Callable[[Rule, F], str | None], facts: F
+    ) -> tuple[Rule, tuple[str, ...]] | None:
+        """The first of `candidates(norm)` that `refusal(rule, facts)` lets answer (a
+        rule with no scope is never asked), with its matched keywords.
+
+        The common message holds one keyword and no exact or regex match: its rules are
+        then the ones that keyword alone satisfies, already in order, and none of the
+        per-message bookkeeping of `candidates` is needed.
+        """
+        matches = self._automaton.matches(norm)
+        if (
+            len(matches) == 1
+            and (not self._regex or self._regex_gate_refuses(norm))
+            and trim_edges(norm) not in self._exact
+        ):
+            end, (length, left, right, entries, alone) = matches[0]
+            if (left or right) and not _on_boundaries(norm, end, length, left, right):
+                return None
+            for rule in alone:
+                if rule.everywhere or refusal(rule, facts) is None:
+                    return rule, (entries[0][1],)
+            return None
+        for cand in self._candidates(norm, matches):
+            if cand.rule.everywhere or refusal(cand.rule, facts) is None:
+                return cand.rule, cand.matched
+        return None
 
     def candidates(self, norm: str) -> Iterator[Candidate]:
         """Rules whose text condition holds for `norm` (a `normalize`d message), best
@@ -63,11 +97,18 @@ class KeywordIndex:
         Lazy: a caller that stops at the first rule in scope never evaluates the regex
         rules ranked after it (regexes are the only per-rule cost).
         """
+        return self._candidates(norm, self._automaton.matches(norm))
+
+    def _regex_gate_refuses(self, norm: str) -> bool:
+        """True when no regex rule can match `norm` (one C-level search for them all)."""
+        return self._regex_gate is not None and self._regex_gate.search(norm) is None
+
+    def _candidates(self, norm: str, matches: list[tuple[int, _WordValue]]) -> Iterator[Candidate]:
         found: dict[int, list[str]] = {}
         for pos, word in self._exact.get(trim_edges(norm), ()):
             found[pos] = [word]
         partial: dict[int, set[str]] = {}
-        for end, (length, left, right, entries) in self._automaton.matches(norm):
+        for end, (length, left, right, entries, _alone) in matches:
             if (left or right) and not _on_boundaries(norm, end, length, left, right):
                 continue
             for pos, word, need in entries:
@@ -82,10 +123,7 @@ class KeywordIndex:
                     words.add(word)
                     if len(words) == need:
                         found[pos] = sorted(words)
-        if not self._regex or (
-            self._regex_gate is not None and self._regex_gate.search(norm) is None
-        ):
-            # no regex rule can match: one C-level search instead of one per regex rule
+        if not self._regex or self._regex_gate_refuses(norm):
             for pos in sorted(found):
                 yield Candidate(self.rules[pos], tuple(found[pos]))
             return
