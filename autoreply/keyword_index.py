@@ -20,8 +20,9 @@ from .rules import MatchKind, Rule
 # per rule using a keyword: (rule position, keyword, keywords the rule needs)
 _Entry = tuple[int, str, int]
 # automaton value: (word length, boundary checks left/right, every rule using the word,
-# the rules it alone satisfies (any-of and single-keyword rules) best first)
-_WordValue = tuple[int, bool, bool, tuple[_Entry, ...], tuple[Rule, ...]]
+# the rules it alone satisfies (any-of and single-keyword rules) as (position, rule) best
+# first, whether an all-of rule uses it)
+_WordValue = tuple[int, bool, bool, tuple[_Entry, ...], tuple[tuple[int, Rule], ...], bool]
 F = TypeVar("F")
 
 
@@ -55,8 +56,9 @@ class KeywordIndex:
         for word, entries in by_word.items():
             # ASCII words match on word boundaries only: "agent" is not in "management"
             left, right = is_word_char(word[0]), is_word_char(word[-1])
-            alone = tuple(self.rules[pos] for pos, _word, need in entries if need == 1)
-            self._automaton.add(word, (len(word), left, right, tuple(entries), alone))
+            alone = tuple((pos, self.rules[pos]) for pos, _word, need in entries if need == 1)
+            all_of = len(alone) < len(entries)
+            self._automaton.add(word, (len(word), left, right, tuple(entries), alone, all_of))
         self._automaton.build()
 
     def __len__(self) -> int:
@@ -68,23 +70,44 @@ class KeywordIndex:
         """The first of `candidates(norm)` that `refusal(rule, facts)` lets answer (a
         rule with no scope is never asked), with its matched keywords.
 
-        The common message holds one keyword and no exact or regex match: its rules are
-        then the ones that keyword alone satisfies, already in order, and none of the
-        per-message bookkeeping of `candidates` is needed.
+        The common message holds keywords of any-of rules only, and no exact or regex
+        match: each keyword's rules are then already in order, and the first rule in
+        scope is the best first-in-scope rule of any keyword, without the per-message
+        bookkeeping of `candidates`.
         """
         matches = self._automaton.matches(norm)
-        if (
-            len(matches) == 1
-            and (not self._regex or self._regex_gate_refuses(norm))
-            and trim_edges(norm) not in self._exact
-        ):
-            end, (length, left, right, entries, alone) = matches[0]
+        if (self._regex and not self._regex_gate_refuses(norm)) or trim_edges(norm) in self._exact:
+            return self._first_candidate(norm, matches, refusal, facts)
+        best_pos = len(self.rules)
+        best: Rule | None = None
+        words: list[str] = []
+        for end, (length, left, right, entries, alone, all_of) in matches:
             if (left or right) and not _on_boundaries(norm, end, length, left, right):
-                return None
-            for rule in alone:
+                continue
+            if all_of:
+                return self._first_candidate(norm, matches, refusal, facts)
+            words.append(entries[0][1])
+            for pos, rule in alone:
+                if pos >= best_pos:
+                    break
                 if rule.everywhere or refusal(rule, facts) is None:
-                    return rule, (entries[0][1],)
+                    best_pos, best = pos, rule
+                    break
+        if best is None:
             return None
+        if len(words) == 1:
+            return best, (words[0],)
+        # the rule's keywords among the message's, in the order they occur
+        keywords = best.keywords
+        return best, tuple(dict.fromkeys(word for word in words if word in keywords))
+
+    def _first_candidate(
+        self,
+        norm: str,
+        matches: list[tuple[int, _WordValue]],
+        refusal: Callable[[Rule, F], str | None],
+        facts: F,
+    ) -> tuple[Rule, tuple[str, ...]] | None:
         for cand in self._candidates(norm, matches):
             if cand.rule.everywhere or refusal(cand.rule, facts) is None:
                 return cand.rule, cand.matched
@@ -108,7 +131,7 @@ class KeywordIndex:
         for pos, word in self._exact.get(trim_edges(norm), ()):
             found[pos] = [word]
         partial: dict[int, set[str]] = {}
-        for end, (length, left, right, entries, _alone) in matches:
+        for end, (length, left, right, entries, _alone, _all_of) in matches:
             if (left or right) and not _on_boundaries(norm, end, length, left, right):
                 continue
             for pos, word, need in entries:

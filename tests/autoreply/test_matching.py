@@ -34,6 +34,25 @@ def test_automaton_handles_characters_outside_the_basic_plane() -> None:
     assert automaton.matches("嗯👌好的") == [(2, "ok")]
 
 
+def test_automaton_counts_a_character_outside_the_basic_plane_as_one() -> None:
+    automaton: WordAutomaton[str] = WordAutomaton()
+    for word in ("退款", "👌"):
+        automaton.add(word, word)
+    automaton.build()
+    assert automaton.matches("👌👌我要退款") == [(0, "👌"), (1, "👌"), (5, "退款")]
+
+
+def test_automaton_never_matches_inside_a_surrogate_pair() -> None:
+    # 👌 then U+0000 is D8 3D DC 4C 00 00 in UTF-16: bytes 1–2 read 3D DC (㷜) and
+    # bytes 3–4 read 4C 00 (䰀), neither of them a character of the text
+    automaton: WordAutomaton[str] = WordAutomaton()
+    for word in ("㷜", "䰀"):
+        automaton.add(word, word)
+    automaton.build()
+    assert automaton.matches("👌\u0000") == []
+    assert automaton.matches("㷜") == [(0, "㷜")]
+
+
 def test_empty_automaton_matches_nothing() -> None:
     automaton: WordAutomaton[str] = WordAutomaton()
     automaton.build()
