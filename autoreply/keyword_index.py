@@ -21,8 +21,10 @@ from .rules import MatchKind, Rule
 _Entry = tuple[int, str, int]
 # automaton value: (word length, boundary checks left/right, every rule using the word,
 # the rules it alone satisfies (any-of and single-keyword rules) as (position, rule) best
-# first, whether an all-of rule uses it)
-_WordValue = tuple[int, bool, bool, tuple[_Entry, ...], tuple[tuple[int, Rule], ...], bool]
+# first, the all-of rules using it as (position, keywords needed) best first)
+_WordValue = tuple[
+    int, bool, bool, tuple[_Entry, ...], tuple[tuple[int, Rule], ...], tuple[tuple[int, int], ...]
+]
 F = TypeVar("F")
 
 
@@ -57,8 +59,8 @@ class KeywordIndex:
             # ASCII words match on word boundaries only: "agent" is not in "management"
             left, right = is_word_char(word[0]), is_word_char(word[-1])
             alone = tuple((pos, self.rules[pos]) for pos, _word, need in entries if need == 1)
-            all_of = len(alone) < len(entries)
-            self._automaton.add(word, (len(word), left, right, tuple(entries), alone, all_of))
+            together = tuple((pos, need) for pos, _word, need in entries if need > 1)
+            self._automaton.add(word, (len(word), left, right, tuple(entries), alone, together))
         self._automaton.build()
 
     def __len__(self) -> int:
@@ -70,31 +72,45 @@ class KeywordIndex:
         """The first of `candidates(norm)` that `refusal(rule, facts)` lets answer (a
         rule with no scope is never asked), with its matched keywords.
 
-        The common message holds keywords of any-of rules only, and no exact or regex
-        match: each keyword's rules are then already in order, and the first rule in
-        scope is the best first-in-scope rule of any keyword, without the per-message
-        bookkeeping of `candidates`.
+        The common message has no exact or regex match: each keyword's rules are then
+        already in order, and the first rule in scope is the best first-in-scope rule of
+        any keyword (or all-of rule completed), without the bookkeeping of `candidates`.
         """
         matches = self._automaton.matches(norm)
         if (self._regex and not self._regex_gate_refuses(norm)) or trim_edges(norm) in self._exact:
             return self._first_candidate(norm, matches, refusal, facts)
         best_pos = len(self.rules)
         best: Rule | None = None
+        best_words: list[str] | None = None  # an all-of rule's keywords, once complete
         words: list[str] = []
-        for end, (length, left, right, entries, alone, all_of) in matches:
+        partial: dict[int, set[str]] | None = None
+        for end, (length, left, right, entries, alone, together) in matches:
             if (left or right) and not _on_boundaries(norm, end, length, left, right):
                 continue
-            if all_of:
-                return self._first_candidate(norm, matches, refusal, facts)
-            words.append(entries[0][1])
+            word = entries[0][1]
+            words.append(word)
             for pos, rule in alone:
                 if pos >= best_pos:
                     break
                 if rule.everywhere or refusal(rule, facts) is None:
-                    best_pos, best = pos, rule
+                    best_pos, best, best_words = pos, rule, None
                     break
+            for pos, need in together:
+                if pos >= best_pos:
+                    break  # ranked after a rule already found: it cannot answer
+                if partial is None:
+                    partial = {}
+                have = partial.setdefault(pos, set())
+                have.add(word)
+                if len(have) == need:
+                    rule = self.rules[pos]
+                    if rule.everywhere or refusal(rule, facts) is None:
+                        best_pos, best, best_words = pos, rule, sorted(have)
+                        break
         if best is None:
             return None
+        if best_words is not None:
+            return best, tuple(best_words)
         if len(words) == 1:
             return best, (words[0],)
         # the rule's keywords among the message's, in the order they occur
