@@ -17,14 +17,10 @@ from .automaton import WordAutomaton
 from .normalize import exact_form, is_word_char, trim_edges
 from .rules import MatchKind, Rule
 
-# per rule using a keyword: (rule position, keyword, keywords the rule needs)
-_Entry = tuple[int, str, int]
-# automaton value: (word length, boundary checks left/right, every rule using the word,
-# the rules it alone satisfies (any-of and single-keyword rules) as (position, rule) best
-# first, the all-of rules using it as (position, keywords needed) best first)
-_WordValue = tuple[
-    int, bool, bool, tuple[_Entry, ...], tuple[tuple[int, Rule], ...], tuple[tuple[int, int], ...]
-]
+# automaton value: (word length, boundary checks left/right, the word, the rules it alone
+# satisfies (any-of and single-keyword rules) as (position, rule) best first, the all-of
+# rules using it as (position, keywords the rule needs) best first)
+_WordValue = tuple[int, bool, bool, str, tuple[tuple[int, Rule], ...], tuple[tuple[int, int], ...]]
 F = TypeVar("F")
 
 
@@ -42,7 +38,7 @@ class KeywordIndex:
         self.uses_tags = any(r.tag_ids for r in self.rules)
         self._exact: dict[str, list[tuple[int, str]]] = {}
         self._regex: list[int] = []
-        by_word: dict[str, list[_Entry]] = {}
+        by_word: dict[str, tuple[list[tuple[int, Rule]], list[tuple[int, int]]]] = {}
         for pos, rule in enumerate(self.rules):
             if rule.match is MatchKind.EXACT:
                 for word in rule.keywords:
@@ -50,17 +46,18 @@ class KeywordIndex:
             elif rule.match is MatchKind.REGEX:
                 self._regex.append(pos)
             else:
-                need = len(rule.keywords) if rule.match is MatchKind.ALL else 1
                 for word in rule.keywords:
-                    by_word.setdefault(word, []).append((pos, word, need))
+                    alone, together = by_word.setdefault(word, ([], []))
+                    if rule.match is MatchKind.ALL and len(rule.keywords) > 1:
+                        together.append((pos, len(rule.keywords)))
+                    else:
+                        alone.append((pos, rule))
         self._regex_gate = _regex_gate([self.rules[pos] for pos in self._regex])
         self._automaton: WordAutomaton[_WordValue] = WordAutomaton()
-        for word, entries in by_word.items():
+        for word, (alone, together) in by_word.items():
             # ASCII words match on word boundaries only: "agent" is not in "management"
             left, right = is_word_char(word[0]), is_word_char(word[-1])
-            alone = tuple((pos, self.rules[pos]) for pos, _word, need in entries if need == 1)
-            together = tuple((pos, need) for pos, _word, need in entries if need > 1)
-            self._automaton.add(word, (len(word), left, right, tuple(entries), alone, together))
+            self._automaton.add(word, (len(word), left, right, word, tuple(alone), tuple(together)))
         self._automaton.build()
 
     def __len__(self) -> int:
@@ -84,10 +81,9 @@ class KeywordIndex:
         best_words: list[str] | None = None  # an all-of rule's keywords, once complete
         words: list[str] = []
         partial: dict[int, set[str]] | None = None
-        for end, (length, left, right, entries, alone, together) in matches:
+        for end, (length, left, right, word, alone, together) in matches:
             if (left or right) and not _on_boundaries(norm, end, length, left, right):
                 continue
-            word = entries[0][1]
             words.append(word)
             for pos, rule in alone:
                 if pos >= best_pos:
@@ -147,21 +143,20 @@ class KeywordIndex:
         for pos, word in self._exact.get(trim_edges(norm), ()):
             found[pos] = [word]
         partial: dict[int, set[str]] = {}
-        for end, (length, left, right, entries, _alone, _all_of) in matches:
+        for end, (length, left, right, word, alone, together) in matches:
             if (left or right) and not _on_boundaries(norm, end, length, left, right):
                 continue
-            for pos, word, need in entries:
-                if need == 1:
-                    hit = found.get(pos)
-                    if hit is None:
-                        found[pos] = [word]
-                    elif word not in hit:
-                        hit.append(word)
-                else:
-                    words = partial.setdefault(pos, set())
-                    words.add(word)
-                    if len(words) == need:
-                        found[pos] = sorted(words)
+            for pos, _rule in alone:
+                hit = found.get(pos)
+                if hit is None:
+                    found[pos] = [word]
+                elif word not in hit:
+                    hit.append(word)
+            for pos, need in together:
+                words = partial.setdefault(pos, set())
+                words.add(word)
+                if len(words) == need:
+                    found[pos] = sorted(words)
         if not self._regex or self._regex_gate_refuses(norm):
             for pos in sorted(found):
                 yield Candidate(self.rules[pos], tuple(found[pos]))

@@ -1,4 +1,4 @@
-"""The matching machinery under the rules: the UTF-32 automaton, the regex gate, and
+"""The matching machinery under the rules: the UTF-16 automaton, the regex gate, and
 the rebuild that revalidates only edited rules."""
 
 from __future__ import annotations
