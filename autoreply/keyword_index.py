@@ -17,10 +17,10 @@ from .automaton import WordAutomaton
 from .normalize import exact_form, is_word_char, trim_edges
 from .rules import MatchKind, Rule
 
-# automaton value: (word length, boundary checks left/right, the word, the rules it alone
-# satisfies (any-of and single-keyword rules) as (position, rule) best first, the all-of
-# rules using it as (position, keywords the rule needs) best first)
-_WordValue = tuple[int, bool, bool, str, tuple[tuple[int, Rule], ...], tuple[tuple[int, int], ...]]
+# automaton value: (word length, boundary checks left/right, the word, the positions of
+# the rules it alone satisfies (any-of and single-keyword rules), of the all-of rules
+# using it), best first; plain ints: a rebuild allocates few objects for the GC to track
+_WordValue = tuple[int, bool, bool, str, tuple[int, ...], tuple[int, ...]]
 F = TypeVar("F")
 
 
@@ -38,7 +38,7 @@ class KeywordIndex:
         self.uses_tags = any(r.tag_ids for r in self.rules)
         self._exact: dict[str, list[tuple[int, str]]] = {}
         self._regex: list[int] = []
-        by_word: dict[str, tuple[list[tuple[int, Rule]], list[tuple[int, int]]]] = {}
+        by_word: dict[str, tuple[list[int], list[int]]] = {}
         for pos, rule in enumerate(self.rules):
             if rule.match is MatchKind.EXACT:
                 for word in rule.keywords:
@@ -49,9 +49,9 @@ class KeywordIndex:
                 for word in rule.keywords:
                     alone, together = by_word.setdefault(word, ([], []))
                     if rule.match is MatchKind.ALL and len(rule.keywords) > 1:
-                        together.append((pos, len(rule.keywords)))
+                        together.append(pos)
                     else:
-                        alone.append((pos, rule))
+                        alone.append(pos)
         self._regex_gate = _regex_gate([self.rules[pos] for pos in self._regex])
         self._automaton: WordAutomaton[_WordValue] = WordAutomaton()
         for word, (alone, together) in by_word.items():
@@ -76,7 +76,8 @@ class KeywordIndex:
         matches = self._automaton.matches(norm)
         if (self._regex and not self._regex_gate_refuses(norm)) or trim_edges(norm) in self._exact:
             return self._first_candidate(norm, matches, refusal, facts)
-        best_pos = len(self.rules)
+        rules = self.rules
+        best_pos = len(rules)
         best: Rule | None = None
         best_words: list[str] | None = None  # an all-of rule's keywords, once complete
         words: list[str] = []
@@ -85,24 +86,26 @@ class KeywordIndex:
             if (left or right) and not _on_boundaries(norm, end, length, left, right):
                 continue
             words.append(word)
-            for pos, rule in alone:
+            for pos in alone:
                 if pos >= best_pos:
                     break
+                rule = rules[pos]
                 if rule.everywhere or refusal(rule, facts) is None:
                     best_pos, best, best_words = pos, rule, None
                     break
-            for pos, need in together:
+            for pos in together:
                 if pos >= best_pos:
                     break  # ranked after a rule already found: it cannot answer
                 if partial is None:
                     partial = {}
                 have = partial.setdefault(pos, set())
                 have.add(word)
-                if len(have) == need:
-                    rule = self.rules[pos]
-                    if rule.everywhere or refusal(rule, facts) is None:
-                        best_pos, best, best_words = pos, rule, sorted(have)
-                        break
+                rule = rules[pos]
+                if len(have) == len(rule.keywords) and (
+                    rule.everywhere or refusal(rule, facts) is None
+                ):
+                    best_pos, best, best_words = pos, rule, sorted(have)
+                    break
         if best is None:
             return None
         if best_words is not None:
@@ -146,16 +149,16 @@ class KeywordIndex:
         for end, (length, left, right, word, alone, together) in matches:
             if (left or right) and not _on_boundaries(norm, end, length, left, right):
                 continue
-            for pos, _rule in alone:
+            for pos in alone:
                 hit = found.get(pos)
                 if hit is None:
                     found[pos] = [word]
                 elif word not in hit:
                     hit.append(word)
-            for pos, need in together:
+            for pos in together:
                 words = partial.setdefault(pos, set())
                 words.add(word)
-                if len(words) == need:
+                if len(words) == len(self.rules[pos].keywords):
                     found[pos] = sorted(words)
         if not self._regex or self._regex_gate_refuses(norm):
             for pos in sorted(found):
