@@ -1,11 +1,13 @@
-"""Aho–Corasick over UTF-32 code units, so scanning does not slow down as words are added.
+"""Aho–Corasick over UTF-16 code units, so scanning does not slow down as words are added.
 
 pyahocorasick finds a node's child by a linear search over its children. Over Chinese
 text the root has one child per distinct first character (thousands with 10,000
 rules), and the scan falls back to the root after almost every character: measured,
 a 12-character message took 0.8 µs with 10 keywords and 7.7 µs with 9,000. Fed the
-big-endian UTF-32 bytes (one latin-1 character per byte) instead, no node has more
-than 256 children, and the scan costs ~2.5 µs whatever the number of keywords.
+big-endian UTF-16 bytes (one latin-1 character per byte) instead, no node has more
+than 256 children, and the scan costs the same whatever the number of keywords.
+UTF-16 rather than UTF-32: two steps per character instead of four (two of them on
+always-zero bytes), half the nodes, and the scan's node visits are mostly cache misses.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ V = TypeVar("V")
 
 
 def _wide(text: str) -> str:
-    # every character becomes exactly 4 code units: positions stay a multiple of 4
-    return text.encode("utf-32-be").decode("latin-1")
+    # a character outside the BMP (an emoji) becomes a surrogate pair: 4 bytes, not 2;
+    # surrogatepass: a lone surrogate is scanned as itself rather than refused
+    return text.encode("utf-16-be", "surrogatepass").decode("latin-1")
 
 
 class WordAutomaton(Generic[V]):
@@ -41,7 +44,16 @@ class WordAutomaton(Generic[V]):
         """(index of the last character, value) of every occurrence, left to right."""
         if not self._built:
             return []
-        # a match ending inside a character (end % 4 != 3) straddles two characters
+        wide = _wide(text)
+        if len(wide) == 2 * len(text):  # every character is 2 bytes: positions halve
+            # a match ending on an even byte starts inside a character: not a real one
+            return [(end >> 1, value) for end, value in self._automaton.iter(wide) if end & 1]
+        # the rare text with characters of 4 bytes: map each character's last byte
+        last_byte: dict[int, int] = {}
+        offset = -1
+        for index, ch in enumerate(text):
+            offset += 4 if ch > "\uffff" else 2
+            last_byte[offset] = index
         return [
-            (end >> 2, value) for end, value in self._automaton.iter(_wide(text)) if end & 3 == 3
+            (last_byte[end], value) for end, value in self._automaton.iter(wide) if end in last_byte
         ]

@@ -18,7 +18,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 import jieba
@@ -427,9 +427,9 @@ class FaqIndex:
                     continue
                 doc_scores: dict[int, float] = {}
                 answer_score = 0.0
-                for _term, (answer_weight, postings, *_rest) in present:
-                    answer_score += answer_weight
-                    for doc, weight in postings:
+                for _term, hit in present:  # hit[0]: answer weight, hit[1]: postings
+                    answer_score += hit[0]
+                    for doc, weight in hit[1]:
                         doc_scores[doc] = doc_scores.get(doc, 0.0) + weight
                 best_score, best = 0.0, -1
                 for doc, score in doc_scores.items():  # ties: the earlier phrasing
@@ -451,10 +451,10 @@ class FaqIndex:
                 best, best_score = best_of[entry]
                 own = self._doc_terms[best] if best >= 0 else frozenset()
                 covered = 0.0
-                for term, (_aw, postings, *_rest) in present:
+                for term, hit in present:
                     if term in own:
                         covered += terms[term] * COVER_SAME
-                    elif postings:
+                    elif hit[1]:  # in another phrasing
                         covered += terms[term] * COVER_SIBLING
                     else:
                         covered += terms[term] * COVER_ANSWER
@@ -518,13 +518,26 @@ class FaqIndex:
         self, terms: Mapping[str, float], confidence: float, total: float, entry: int, doc: int
     ) -> FaqMatch:
         vocabulary = self._entry_vocabulary[entry]
-        return FaqMatch(
-            entry=self.entries[entry],
-            phrasing=self._doc_text[doc] if doc >= 0 else self.entries[entry].question,
-            score=round(total, 4),
-            confidence=round(confidence, 4),
-            matched_terms=tuple(sorted([term for term in terms if term in vocabulary])),
-        )
+        if len(terms) == 1:
+            matched: tuple[str, ...] = tuple(term for term in terms if term in vocabulary)
+        else:
+            matched = tuple(sorted([term for term in terms if term in vocabulary]))
+        match: FaqMatch = _new_match(FaqMatch)
+        _set_entry(match, self.entries[entry])
+        _set_phrasing(match, self._doc_text[doc] if doc >= 0 else self.entries[entry].question)
+        _set_score(match, round(total, 4))
+        _set_confidence(match, round(confidence, 4))
+        _set_matched_terms(match, matched)
+        return match
+
+
+# A frozen dataclass's __init__ sets each field through object.__setattr__, looked up
+# per field; the slot descriptors set the same fields directly (one match is built per
+# message that reaches the FAQ).
+_new_match = object.__new__
+_set_entry, _set_phrasing, _set_score, _set_confidence, _set_matched_terms = (
+    FaqMatch.__dict__[f.name].__set__ for f in fields(FaqMatch)
+)
 
 
 def _entry_term(

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .automaton import WordAutomaton
 from .normalize import exact_form, is_word_char, trim_edges
 from .rules import MatchKind, Rule
 
-# per rule using a keyword: (rule position, keyword, keywords the rule needs)
-_Entry = tuple[int, str, int]
+# automaton value: (word length, boundary checks left/right, the word, the positions of
+# the rules it alone satisfies (any-of and single-keyword rules), of the all-of rules
+# using it), best first; plain ints: a rebuild allocates few objects for the GC to track
+_WordValue = tuple[int, bool, bool, str, tuple[int, ...], tuple[int, ...]]
+F = TypeVar("F")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +38,7 @@ class KeywordIndex:
         self.uses_tags = any(r.tag_ids for r in self.rules)
         self._exact: dict[str, list[tuple[int, str]]] = {}
         self._regex: list[int] = []
-        by_word: dict[str, list[_Entry]] = {}
+        by_word: dict[str, tuple[list[int], list[int]]] = {}
         for pos, rule in enumerate(self.rules):
             if rule.match is MatchKind.EXACT:
                 for word in rule.keywords:
@@ -42,19 +46,87 @@ class KeywordIndex:
             elif rule.match is MatchKind.REGEX:
                 self._regex.append(pos)
             else:
-                need = len(rule.keywords) if rule.match is MatchKind.ALL else 1
                 for word in rule.keywords:
-                    by_word.setdefault(word, []).append((pos, word, need))
+                    alone, together = by_word.setdefault(word, ([], []))
+                    if rule.match is MatchKind.ALL and len(rule.keywords) > 1:
+                        together.append(pos)
+                    else:
+                        alone.append(pos)
         self._regex_gate = _regex_gate([self.rules[pos] for pos in self._regex])
-        self._automaton: WordAutomaton[tuple[int, bool, bool, tuple[_Entry, ...]]] = WordAutomaton()
-        for word, entries in by_word.items():
+        self._automaton: WordAutomaton[_WordValue] = WordAutomaton()
+        for word, (alone, together) in by_word.items():
             # ASCII words match on word boundaries only: "agent" is not in "management"
             left, right = is_word_char(word[0]), is_word_char(word[-1])
-            self._automaton.add(word, (len(word), left, right, tuple(entries)))
+            self._automaton.add(word, (len(word), left, right, word, tuple(alone), tuple(together)))
         self._automaton.build()
 
     def __len__(self) -> int:
         return len(self.rules)
+
+    def first(
+        self, norm: str, refusal: Callable[[Rule, F], str | None], facts: F
+    ) -> tuple[Rule, tuple[str, ...]] | None:
+        """The first of `candidates(norm)` that `refusal(rule, facts)` lets answer (a
+        rule with no scope is never asked), with its matched keywords.
+
+        The common message has no exact or regex match: each keyword's rules are then
+        already in order, and the first rule in scope is the best first-in-scope rule of
+        any keyword (or all-of rule completed), without the bookkeeping of `candidates`.
+        """
+        matches = self._automaton.matches(norm)
+        if (self._regex and not self._regex_gate_refuses(norm)) or trim_edges(norm) in self._exact:
+            return self._first_candidate(norm, matches, refusal, facts)
+        rules = self.rules
+        best_pos = len(rules)
+        best: Rule | None = None
+        best_words: list[str] | None = None  # an all-of rule's keywords, once complete
+        words: list[str] = []
+        partial: dict[int, set[str]] | None = None
+        for end, (length, left, right, word, alone, together) in matches:
+            if (left or right) and not _on_boundaries(norm, end, length, left, right):
+                continue
+            words.append(word)
+            for pos in alone:
+                if pos >= best_pos:
+                    break
+                rule = rules[pos]
+                if rule.everywhere or refusal(rule, facts) is None:
+                    best_pos, best, best_words = pos, rule, None
+                    break
+            for pos in together:
+                if pos >= best_pos:
+                    break  # ranked after a rule already found: it cannot answer
+                if partial is None:
+                    partial = {}
+                have = partial.setdefault(pos, set())
+                have.add(word)
+                rule = rules[pos]
+                if len(have) == len(rule.keywords) and (
+                    rule.everywhere or refusal(rule, facts) is None
+                ):
+                    best_pos, best, best_words = pos, rule, sorted(have)
+                    break
+        if best is None:
+            return None
+        if best_words is not None:
+            return best, tuple(best_words)
+        if len(words) == 1:
+            return best, (words[0],)
+        # the rule's keywords among the message's, in the order they occur
+        keywords = best.keywords
+        return best, tuple(dict.fromkeys(word for word in words if word in keywords))
+
+    def _first_candidate(
+        self,
+        norm: str,
+        matches: list[tuple[int, _WordValue]],
+        refusal: Callable[[Rule, F], str | None],
+        facts: F,
+    ) -> tuple[Rule, tuple[str, ...]] | None:
+        for cand in self._candidates(norm, matches):
+            if cand.rule.everywhere or refusal(cand.rule, facts) is None:
+                return cand.rule, cand.matched
+        return None
 
     def candidates(self, norm: str) -> Iterator[Candidate]:
         """Rules whose text condition holds for `norm` (a `normalize`d message), best
@@ -63,29 +135,32 @@ class KeywordIndex:
         Lazy: a caller that stops at the first rule in scope never evaluates the regex
         rules ranked after it (regexes are the only per-rule cost).
         """
+        return self._candidates(norm, self._automaton.matches(norm))
+
+    def _regex_gate_refuses(self, norm: str) -> bool:
+        """True when no regex rule can match `norm` (one C-level search for them all)."""
+        return self._regex_gate is not None and self._regex_gate.search(norm) is None
+
+    def _candidates(self, norm: str, matches: list[tuple[int, _WordValue]]) -> Iterator[Candidate]:
         found: dict[int, list[str]] = {}
         for pos, word in self._exact.get(trim_edges(norm), ()):
             found[pos] = [word]
         partial: dict[int, set[str]] = {}
-        for end, (length, left, right, entries) in self._automaton.matches(norm):
+        for end, (length, left, right, word, alone, together) in matches:
             if (left or right) and not _on_boundaries(norm, end, length, left, right):
                 continue
-            for pos, word, need in entries:
-                if need == 1:
-                    hit = found.get(pos)
-                    if hit is None:
-                        found[pos] = [word]
-                    elif word not in hit:
-                        hit.append(word)
-                else:
-                    words = partial.setdefault(pos, set())
-                    words.add(word)
-                    if len(words) == need:
-                        found[pos] = sorted(words)
-        if not self._regex or (
-            self._regex_gate is not None and self._regex_gate.search(norm) is None
-        ):
-            # no regex rule can match: one C-level search instead of one per regex rule
+            for pos in alone:
+                hit = found.get(pos)
+                if hit is None:
+                    found[pos] = [word]
+                elif word not in hit:
+                    hit.append(word)
+            for pos in together:
+                words = partial.setdefault(pos, set())
+                words.add(word)
+                if len(words) == len(self.rules[pos].keywords):
+                    found[pos] = sorted(words)
+        if not self._regex or self._regex_gate_refuses(norm):
             for pos in sorted(found):
                 yield Candidate(self.rules[pos], tuple(found[pos]))
             return

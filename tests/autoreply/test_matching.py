@@ -1,13 +1,16 @@
-"""The matching machinery under the rules: the UTF-32 automaton, the regex gate, and
+"""The matching machinery under the rules: the UTF-16 automaton, the regex gate, and
 the rebuild that revalidates only edited rules."""
 
 from __future__ import annotations
 
 import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from autoreply.automaton import WordAutomaton
 from autoreply.keyword_index import KeywordIndex
-from autoreply.rules import rule_from_fields
+from autoreply.rules import Rule, rule_from_fields
 from autoreply.store import RuleRow, compile_rule_rows
 
 
@@ -32,6 +35,25 @@ def test_automaton_handles_characters_outside_the_basic_plane() -> None:
     automaton.add("👌好", "ok")
     automaton.build()
     assert automaton.matches("嗯👌好的") == [(2, "ok")]
+
+
+def test_automaton_counts_a_character_outside_the_basic_plane_as_one() -> None:
+    automaton: WordAutomaton[str] = WordAutomaton()
+    for word in ("退款", "👌"):
+        automaton.add(word, word)
+    automaton.build()
+    assert automaton.matches("👌👌我要退款") == [(0, "👌"), (1, "👌"), (5, "退款")]
+
+
+def test_automaton_never_matches_inside_a_surrogate_pair() -> None:
+    # 👌 then U+0000 is D8 3D DC 4C 00 00 in UTF-16: bytes 1–2 read 3D DC (㷜) and
+    # bytes 3–4 read 4C 00 (䰀), neither of them a character of the text
+    automaton: WordAutomaton[str] = WordAutomaton()
+    for word in ("㷜", "䰀"):
+        automaton.add(word, word)
+    automaton.build()
+    assert automaton.matches("👌\u0000") == []
+    assert automaton.matches("㷜") == [(0, "㷜")]
 
 
 def test_empty_automaton_matches_nothing() -> None:
@@ -87,3 +109,45 @@ def test_rebuild_skips_a_row_that_no_longer_validates() -> None:
     broken = RuleRow(3, {"match": "regex", "pattern": "(", "replies": '["x"]'})
     unreadable = RuleRow(4, {"match": "contains", "keywords": "[", "replies": '["x"]'})
     assert list(compile_rule_rows([_row(1, "价格"), broken, unreadable])) == [1]
+
+
+_WORDS = ("退款", "发票", "价格", "快递", "pro", "agent")
+_RULE_SPECS = st.lists(
+    st.tuples(
+        st.sampled_from(["contains", "all", "exact"]),
+        st.lists(st.sampled_from(_WORDS), min_size=1, max_size=3),
+        st.integers(1, 5),  # priority: ties are broken by id
+        st.sampled_from([[], ["sms"], ["wecom"]]),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    specs=_RULE_SPECS,
+    message=st.lists(st.sampled_from([*_WORDS, "的", "a", " ", "？"]), max_size=6).map("".join),
+)
+def test_first_in_scope_rule_is_the_first_candidate_in_scope(
+    specs: list[tuple[str, list[str], int, list[str]]], message: str
+) -> None:
+    index = KeywordIndex(
+        rule_from_fields(
+            id=i, match=match, keywords=words, priority=priority, channel_kinds=kinds, replies=["r"]
+        )
+        for i, (match, words, priority, kinds) in enumerate(specs, start=1)
+    )
+
+    def refusal(rule: Rule, channel: str) -> str | None:
+        return None if not rule.channel_kinds or channel in rule.channel_kinds else "channel"
+
+    expected = next(
+        (
+            (c.rule, c.matched)
+            for c in index.candidates(message)
+            if refusal(c.rule, "wecom") is None
+        ),
+        None,
+    )
+    assert index.first(message, refusal, "wecom") == expected
