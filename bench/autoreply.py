@@ -33,6 +33,7 @@ from autoreply.rules import Rule, rule_from_fields
 from autoreply.settings import AutoReplySettings
 from autoreply.templates import ReplyVariant
 from bench.faq_eval import DATA, load_eval
+from bot.runtime import settle_heap
 
 SEED = 20261123
 
@@ -257,6 +258,7 @@ def main() -> None:
     build_s = time.perf_counter() - started
     engine_1k = Engine.build(rules_10k[:1_000], faq, settings)
     texts = messages(words[:20_000], rule_words, rng)
+    settle_heap()  # as a worker does once its pipeline warmed up (indexes built)
 
     # messages no rule matches in either index: the pure cost of the automaton pass
     misses = [t for t in texts if next(engine_10k.keywords.candidates(normalize(t)), None) is None]
