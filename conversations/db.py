@@ -211,8 +211,9 @@ class Database:
         Other stores: the async session's `run_sync` (asyncpg has no thread to hop to).
         """
         gate = self._write_lock
-        if gate is None:
-            async with self.sessions() as session, session.begin():
+        if gate is None or self.engine.url.database in (None, "", ":memory:"):
+            # (an in-memory SQLite database exists once per connection: no twin for it)
+            async with self.transaction(urgent=urgent) as session:
                 return await session.run_sync(work)
         await gate.acquire(urgent=urgent)
         job = asyncio.ensure_future(asyncio.to_thread(self._unit_in_thread, work))

@@ -68,3 +68,18 @@ async def test_the_writer_gate_waits_for_the_thread_even_if_the_caller_is_cancel
     finish.set()
     await asyncio.wait_for(follower, 10)
     assert await _accounts(sqlite_db) == 2
+
+
+async def test_an_in_memory_store_runs_the_work_in_its_own_session() -> None:
+    from conversations.db import create_engine
+    from conversations.models import Base
+
+    db = Database(create_engine("sqlite+aiosqlite:///:memory:"))
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        new_id = await db.write_in_thread(lambda s: _add_account(s, "m"))
+        async with db.reading() as s:
+            assert (await s.get(ChannelAccount, new_id)) is not None
+    finally:
+        await db.dispose()
