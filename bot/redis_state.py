@@ -46,20 +46,29 @@ def open_redis(
     )
 
 
-# Token bucket in one script so concurrent takers from many processes never overdraw.
-# KEYS[1] bucket hash; ARGV rate, burst, cost, now (seconds; "" = use server TIME).
-_TAKE = """
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local now
-if ARGV[4] == '' then
+def _lua_now(arg: int) -> str:
+    """Lua: `now` in seconds from ARGV[arg], or the server's TIME when it is empty (one
+    clock for every process)."""
+    return f"""local now
+if ARGV[{arg}] == '' then
   local t = redis.call('TIME')
   now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 else
-  now = tonumber(ARGV[4])
+  now = tonumber(ARGV[{arg}])
 end
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
+"""
+
+
+# Token bucket in one script so concurrent takers from many processes never overdraw.
+# KEYS[1] bucket hash; ARGV rate, burst, cost, now (seconds; "" = use server TIME).
+_TAKE = (
+    """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+"""
+    + _lua_now(4)
+    + """local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
 local tokens = tonumber(state[1])
 local stamp = tonumber(state[2])
 if tokens == nil then
@@ -81,6 +90,7 @@ redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(stamp)
 redis.call('PEXPIRE', KEYS[1], math.ceil((burst / rate) * 2000) + 1000)
 return tostring(wait)
 """
+)
 
 
 # The send gate (`SharedState.pace`, see `channels.state.PaceLimits`) in one script: the
@@ -88,19 +98,15 @@ return tostring(wait)
 # the GCRA schedule a hash (KEYS[2]: tat, seq). ARGV rate, burst, limit, window, the
 # smallest wait, now ("" = server TIME). Times are written with %.17g: Lua's tostring
 # keeps 14 digits, which is only 0.1 ms at epoch seconds.
-_PACE = """
+_PACE = (
+    """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 local window = tonumber(ARGV[4])
-local now
-if ARGV[6] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-else
-  now = tonumber(ARGV[6])
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.17g', now - window))
+"""
+    + _lua_now(6)
+    + """redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.17g', now - window))
 local count = redis.call('ZCARD', KEYS[1])
 local tat = tonumber(redis.call('HGET', KEYS[2], 'tat'))
 if tat == nil or (count == 0 and tat <= now) then
@@ -125,6 +131,7 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
 return '0'
 """
+)
 
 
 class RedisState:

@@ -7,7 +7,7 @@ import asyncio
 import bisect
 import math
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -146,6 +146,26 @@ async def test_concurrent_takers_never_exceed_the_rate(
     assert granted >= 14
 
 
+async def _hammer(
+    states: list[RedisState],
+    attempt: Callable[[RedisState], Awaitable[float]],
+    seconds: float,
+) -> tuple[int, float]:
+    """Every state asks as fast as it can for `seconds`: (grants, seconds taken)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    granted = 0
+
+    async def one(state: RedisState) -> None:
+        nonlocal granted
+        while loop.time() - started < seconds:
+            if await attempt(state) == 0:
+                granted += 1
+
+    await asyncio.gather(*(one(s) for s in states))
+    return granted, loop.time() - started
+
+
 async def test_redis_bucket_shared_by_processes_never_exceeds_rate(
     redis_server: RedisServer,
 ) -> None:
@@ -154,18 +174,9 @@ async def test_redis_bucket_shared_by_processes_never_exceeds_rate(
     states = [RedisState(c) for c in clients]
     try:
         await clients[0].delete("crmbot:bucket:shared")
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        granted = 0
-
-        async def hammer(state: RedisState) -> None:
-            nonlocal granted
-            while loop.time() - started < 0.5:
-                if await state.take("shared", rate=20, burst=5) == 0.0:
-                    granted += 1
-
-        await asyncio.gather(*(hammer(s) for s in states))
-        elapsed = loop.time() - started
+        granted, elapsed = await _hammer(
+            states, lambda st: st.take("shared", rate=20, burst=5), seconds=0.5
+        )
         assert granted <= 5 + 20 * elapsed + 1
         assert granted >= 5
     finally:
@@ -407,18 +418,8 @@ async def test_redis_pace_on_the_server_clock_keeps_the_limit(
     limits = PaceLimits(rate=1000.0, limit=10, window=0.2, burst=10)
     try:
         await clients[0].flushdb()
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        granted = 0
-
-        async def hammer(state: RedisState) -> None:
-            nonlocal granted
-            while loop.time() - started < 0.5:
-                if await state.pace("shared", limits) == 0:
-                    granted += 1
-
-        await asyncio.gather(*(hammer(s) for s in states))
-        windows = (loop.time() - started) / 0.2
+        granted, elapsed = await _hammer(states, lambda st: st.pace("shared", limits), seconds=0.5)
+        windows = elapsed / 0.2
         assert 10 <= granted <= 10 * (math.floor(windows) + 1)
     finally:
         for c in clients:

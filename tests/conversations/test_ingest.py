@@ -3,30 +3,14 @@ first contacts created set-based, known senders from one query or the cache."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy import func, select
 
 from conversations import actions
 from conversations.db import Database
 from conversations.ingest import ConversationCache, record_messages
 from conversations.models import ChannelAccount, Conversation, Customer, Identity, Message
-from conversations.types import InboundMessage, MessageKind
-
-T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-
-
-async def _account(db: Database, kind: str = "wecom.app", token: str = "t") -> ChannelAccount:
-    async with db.transaction() as s:
-        acc = ChannelAccount(kind=kind, name=kind, config={}, secrets={}, callback_token=token)
-        s.add(acc)
-    return acc
-
-
-def _text(key: str, who: str, **kw: object) -> InboundMessage:
-    return InboundMessage(
-        provider_key=key, external_id=who, kind=MessageKind.TEXT, text="在吗", occurred_at=T0, **kw
-    )  # type: ignore[arg-type]
+from conversations.types import InboundMessage
+from tests.conversations.test_actions import _account, _text
 
 
 async def _store(
@@ -60,7 +44,7 @@ async def test_first_contacts_in_one_batch_get_a_customer_and_conversation_each(
 
 
 async def test_a_sender_named_in_the_message_names_the_new_customer(db: Database) -> None:
-    acc = await _account(db)
+    acc = await _account(db, kind="wecom.app")
     await _store(db, [(acc, _text("m1", "wm_1", sender_name="王小姐"))], ConversationCache())
     async with db.reading() as s:
         customer = (await s.execute(select(Customer))).scalar_one()
