@@ -6,8 +6,9 @@ Prints JSON: messages/s stored-and-acknowledged (issue 2's figure: callbacks ans
 messages lost (checked in the store afterwards), the server's CPU per callback (robust
 on a shared machine, where wall-clock figures are noisy), and how long the pipeline
 took after the last acknowledgement to process everything (handlers run after the
-acknowledgement, so they are not in the latency, but they share the CPU). A share of
-the callbacks is re-posted, as WeCom retries, to prove retries never double.
+acknowledgement and step aside while callbacks wait for their commit, so under the
+burst they fall behind and catch up afterwards). A share of the callbacks is re-posted,
+as WeCom retries, to prove retries never double.
 
     python -m bench.ingest --n 5000 --concurrency 50
     python -m bench.ingest --quick        # 1,500 messages, for a before/after check
