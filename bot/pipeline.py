@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import jieba
 from sqlalchemy import select, update
@@ -21,7 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from channels.registry import AdapterRegistry
 from conversations.actions import RecordResult
 from conversations.db import Database, utcnow
-from conversations.handlers import EventContext, EventHandler, MessageContext, MessageHandler
+from conversations.handlers import (
+    BatchHandler,
+    EventContext,
+    EventHandler,
+    MessageContext,
+    MessageHandler,
+)
 from conversations.models import ChannelAccount, ChannelEvent, Conversation, Customer, Message
 
 from .ingest import IngestPressure
@@ -38,9 +44,14 @@ INBOUND_TOPIC = "inbound"
 class Handlers:
     messages: list[tuple[str, MessageHandler]] = field(default_factory=list)
     events: list[tuple[str, EventHandler]] = field(default_factory=list)
+    batches: list[tuple[str, BatchHandler]] = field(default_factory=list)
 
     def on_message(self, name: str, handler: MessageHandler) -> None:
         self.messages.append((name, handler))
+
+    def on_batch(self, name: str, handler: BatchHandler) -> None:
+        """Runs once per batch after the message handlers, in the same transaction."""
+        self.batches.append((name, handler))
 
     def on_event(self, name: str, handler: EventHandler) -> None:
         self.events.append((name, handler))
@@ -185,6 +196,7 @@ class Pipeline:
                 )
             }
             now = utcnow()
+            memo: dict[str, Any] = {}
             for msg in messages:
                 conv = convs[msg.conversation_id]
                 account = accounts[msg.account_id]
@@ -196,12 +208,17 @@ class Pipeline:
                     customer=customers[conv.customer_id],
                     message=msg,
                     now=now,
+                    batch=memo,
                 )
                 with bind(message_id=msg.id, account_id=account.id):
                     for name, handler in self.handlers.messages:
                         with HANDLER_SECONDS.labels(handler=name).time():
                             await handler(ctx)
                 done.append((msg.id, ctx))
+            contexts = [ctx for _mid, ctx in done]
+            for name, batch_handler in self.handlers.batches:
+                with HANDLER_SECONDS.labels(handler=name).time():
+                    await batch_handler(contexts)
             # one statement marks the whole batch processed, in the handlers' transaction
             await s.execute(
                 update(Message.__table__)  # type: ignore[arg-type]  # Core table: no ORM bulk rules

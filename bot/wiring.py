@@ -17,7 +17,7 @@ from channels.wecom.groups.events import on_archived_group_message, on_group_cha
 from channels.wecom.handlers import on_external_contact, queue_media_download
 from channels.wecom.sensitive import sensitive_word_alert
 from conversations.optout import handle_opt_out
-from conversations.search import index_message
+from conversations.search import index_batch
 from tagging.autotag import auto_tag, auto_tag_event
 from tagging.tags import tags_of
 
@@ -66,7 +66,7 @@ def build_handlers(autoreply: AutoReplySettings | None = None, tz: ZoneInfo = CH
     handlers.on_message("wecom.media", queue_media_download)
     handlers.on_message("wecom.sensitive_words", sensitive_word_alert)
     # 4. the history search index (jieba tokens; never claims)
-    handlers.on_message("search.index", index_message)
+    handlers.on_batch("search.index", index_batch)
     # 5. auto-reply: rules, FAQ, welcome/away, hand-off (claims the message when it answers)
     engine = EngineCache(autoreply or AutoReplySettings())
     handlers.on_message("autoreply", AutoReplyHandler(engine, tag_lookup=customer_tag_ids))

@@ -5,9 +5,10 @@ and its outbox rows commit with it (STYLE.md §4, §5)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +29,9 @@ class MessageContext:
     # later reply-producing handlers must then stay quiet
     claimed_by: str | None = None
     notes: list[str] = field(default_factory=list)  # for the log line
+    # shared by every context of one pipeline batch (one transaction): what each message
+    # would load the same (enabled rules) is loaded once; outside the pipeline, per call
+    batch: dict[str, Any] = field(default_factory=dict)
 
     def claim(self, handler: str) -> None:
         if self.claimed_by is None:
@@ -44,4 +48,6 @@ class EventContext:
 
 
 MessageHandler = Callable[[MessageContext], Awaitable[None]]
+# after every message handler, once per batch, in the same transaction: set-based work
+BatchHandler = Callable[[Sequence[MessageContext]], Awaitable[None]]
 EventHandler = Callable[[EventContext], Awaitable[None]]

@@ -138,9 +138,16 @@ async def index_message_ids(session: AsyncSession, message_ids: Sequence[int]) -
 
 
 async def index_message(ctx: MessageContext) -> None:
-    """Pipeline handler: keep the index current as messages arrive (idempotent upsert)."""
-    if ctx.message.text:
-        await index_documents(ctx.session, [(ctx.message.id, tokenise_for_index(ctx.message.text))])
+    """Index one handled message (idempotent upsert); the pipeline uses `index_batch`."""
+    await index_batch([ctx])
+
+
+async def index_batch(contexts: Sequence[MessageContext]) -> None:
+    """Pipeline batch handler: keep the index current as messages arrive, one upsert for
+    the whole batch."""
+    docs = [(c.message.id, tokenise_for_index(c.message.text)) for c in contexts if c.message.text]
+    if docs:
+        await index_documents(contexts[0].session, docs)
 
 
 async def index_backlog(

@@ -105,6 +105,9 @@ async def _apply(
     return applied
 
 
+_RULES_MEMO = "tagging.auto_tag.rules"
+
+
 async def auto_tag(ctx: MessageContext) -> None:
     """Tag the customer from what they wrote, the channel they came through and their
     profile; each tag records this message as its cause. Also fills the region from the
@@ -113,7 +116,11 @@ async def auto_tag(ctx: MessageContext) -> None:
     if msg.direction != Direction.INBOUND.value or msg.sender_type != SenderType.CUSTOMER.value:
         return
     customer = ctx.customer
-    rules = await _enabled_rules(ctx.session, (*TEXT_KINDS, "channel", "profile"))
+    rules = ctx.batch.get(_RULES_MEMO)
+    if rules is None:  # once per pipeline batch, not per message
+        rules = ctx.batch[_RULES_MEMO] = await _enabled_rules(
+            ctx.session, (*TEXT_KINDS, "channel", "profile")
+        )
     evidence: dict[int, str] = {}
     has_text = msg.kind == MessageKind.TEXT.value and bool(msg.text) and not msg.automated
     tokens = tokens_of(msg.text) if has_text and any(r.kind == "token" for r in rules) else None

@@ -16,7 +16,7 @@ from admin_web.live import pipeline_hook
 from conversations.access import Role
 from conversations.actions import queue_outbound, record_inbound
 from conversations.models import ChannelAccount, Conversation, Customer, StaffUser, Team
-from conversations.search import index_backlog, index_message
+from conversations.search import index_backlog
 from conversations.types import InboundMessage, MessageKind, Purpose, SenderType
 from tests.system import System
 
@@ -43,7 +43,6 @@ def wire_console(system: System) -> ConsoleDeps:
         return ConnectionResult(result.ok, result.message)
 
     deps.check_connection = check
-    services.pipeline.handlers.on_message("search.index", index_message)
     services.pipeline.after_commit.append(pipeline_hook(deps.live, services.db))
     return deps
 

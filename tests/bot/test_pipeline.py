@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.ingest import IngestPressure
@@ -15,7 +16,7 @@ from channels.registry import default_registry
 from conversations import actions
 from conversations.db import Database
 from conversations.handlers import MessageContext
-from conversations.models import ChannelAccount
+from conversations.models import ChannelAccount, Message
 from conversations.types import InboundMessage, MessageKind
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -110,3 +111,45 @@ async def test_without_callbacks_the_pipeline_takes_whole_batches(sqlite_db: Dat
     pipeline.pressed_batch = 10
     await asyncio.gather(*(pipeline.process(f"message:{i}") for i in ids))
     assert sum(sizes) == 25 and max(sizes) > 10
+
+
+async def test_batch_handlers_see_every_message_of_the_batch_once(sqlite_db: Database) -> None:
+    ids = await _stored(sqlite_db, 6)
+    seen: list[list[int]] = []
+    memos: set[int] = set()
+
+    async def remember(ctx: MessageContext) -> None:
+        memos.add(id(ctx.batch))
+        ctx.batch["count"] = ctx.batch.get("count", 0) + 1
+
+    async def per_batch(contexts: Sequence[MessageContext]) -> None:
+        assert contexts[0].batch["count"] == len(contexts)  # after every message handler
+        seen.append([c.message.id for c in contexts])
+
+    handlers = Handlers()
+    handlers.on_message("remember", remember)
+    handlers.on_batch("per_batch", per_batch)
+    pipeline = Pipeline(sqlite_db, InProcessQueue(), default_registry(), handlers)
+    await asyncio.gather(*(pipeline.process(f"message:{i}") for i in ids))
+    assert sorted(i for batch in seen for i in batch) == sorted(ids)
+    assert len(memos) == len(seen)  # one memo per batch, shared by its messages
+
+
+async def test_a_failing_batch_handler_rolls_back_the_whole_batch(sqlite_db: Database) -> None:
+    ids = await _stored(sqlite_db, 2)
+
+    async def broken(_contexts: Sequence[MessageContext]) -> None:
+        raise RuntimeError("index store refused the batch")
+
+    handlers = Handlers()
+    handlers.on_batch("broken", broken)
+    pipeline = Pipeline(sqlite_db, InProcessQueue(), default_registry(), handlers)
+    results = await asyncio.gather(
+        *(pipeline.process(f"message:{i}") for i in ids), return_exceptions=True
+    )
+    assert all(isinstance(r, RuntimeError) for r in results)
+    async with sqlite_db.reading() as s:
+        unprocessed = await s.scalar(
+            select(func.count()).select_from(Message).where(Message.processed_at.is_(None))
+        )
+    assert unprocessed == 2  # replayed later, handlers and all
