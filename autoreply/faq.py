@@ -55,7 +55,10 @@ DOC_COVER_BASE = 0.5  # confidence = query cover × (base + (1 - base) × phrasi
 
 log = logging.getLogger(__name__)
 
-Unknown = tuple[tuple[str, float], ...]  # words no index term covers, with their mass
+Unknown = tuple[tuple[str, float], ...]
+_Found = tuple[
+    int, str, bool, bool, float
+]  # FAQ automaton value, see `_entry`  # words no index term covers, with their mass
 # (answer weight, ((phrasing, weight), …), best phrasing or -1, its weight, and the
 # entry's BM25 total and phrasing-cover factor when this is the only query term in it)
 _EntryTerm = tuple[float, tuple[tuple[int, float], ...], int, float, float, float]
@@ -200,11 +203,6 @@ class FaqIndex:
             term: [entry for entry, _bound in postings[:SHORTLIST]]
             for term, postings in self._postings.items()
         }
-        # every term of an entry's phrasings and answer
-        self._entry_vocabulary = [
-            phrased | frozenset(answer)
-            for phrased, answer in zip(self._entry_terms, answer_terms, strict=True)
-        ]
         self._entry_chars = [
             frozenset(
                 ch
@@ -256,13 +254,13 @@ class FaqIndex:
         self._unknown_word_weight: dict[str, float] = {}
         # stopwords are in the automaton even when the index is empty: they are known
         # content (a greeting), not unknown content
-        automaton: WordAutomaton[tuple[int, str, bool, bool]] = WordAutomaton()
+        automaton: WordAutomaton[_Found] = WordAutomaton()
         for word, term in surfaces.items():
             if term in self.idf:
-                automaton.add(word, _entry(word, term))
+                automaton.add(word, _entry(word, term, self.idf[term]))
         for word in STOPWORDS:
             if word not in surfaces:
-                automaton.add(word, _entry(word, ""))
+                automaton.add(word, _entry(word, "", 0.0))
         automaton.build()
         self._automaton = automaton
 
@@ -335,24 +333,23 @@ class FaqIndex:
     def _scan(self, norm: str) -> tuple[dict[str, float], int]:
         """The index terms in `norm` (a `normalize`d text) as term → idf, and the mask of
         the characters that index terms and function words cover."""
-        found: list[tuple[int, int, str]] = []
+        found: list[tuple[int, int, str, float]] = []
         covered = multi = 0
         last = len(norm) - 1
-        for end, (length, term, left, right) in self._automaton.matches(norm):
+        for end, (length, term, left, right, idf) in self._automaton.matches(norm):
             start = end - length + 1
             if (left or right) and (
                 (left and start > 0 and is_word_char(norm[start - 1]))
                 or (right and end < last and is_word_char(norm[end + 1]))
             ):
                 continue  # "pro" inside "product"
-            found.append((start, length, term))
+            found.append((start, length, term, idf))
             mask = ((1 << length) - 1) << start
             covered |= mask
             if length > 1:
                 multi |= mask
         terms: dict[str, float] = {}
-        idf = self.idf
-        for start, length, term in found:
+        for start, length, term, idf in found:
             if length == 1:
                 # a single character inside a longer word is part of that word, as in
                 # jieba's search mode: 会员卡 yields 会员, not 卡; 信用卡 is not 用 + 卡
@@ -362,7 +359,7 @@ class FaqIndex:
                     covered &= ~(1 << start)  # counted as unknown content instead
                     continue
             if term:
-                terms[term] = idf[term]
+                terms[term] = idf
         return terms, covered
 
     def _unknown(self, norm: str, covered: int) -> Unknown:
@@ -413,20 +410,25 @@ class FaqIndex:
         # float starts: mypyc (tried for issue 6) types a bare sum() of floats as int
         query_mass = sum(terms.values(), 0.0) + sum([weight for _word, weight in unknown], 0.0)
         credits = self._credit_words(unknown) if unknown else None
-        # (-confidence, -BM25 total, BM25 rank, entry, best phrasing): sorted as is, these
-        # order by confidence, then total, then BM25 order, as a stable sort on the first two
-        rescored: list[tuple[float, float, int, int, int]] = []
+        # (-confidence, -BM25 total, BM25 rank, entry, best phrasing, the query terms the
+        # entry holds): sorted as is, these order by confidence, then total, then BM25
+        # order (a stable sort on the first two); BM25 ranks are distinct, so the rest is
+        # never compared
+        rescored: list[tuple[float, float, int, int, int, Sequence[tuple[str, object]]]] = []
         if len(terms) == 1:
             # the common case: one query term, in every shortlisted entry (its postings),
             # so their BM25 order and each entry's best phrasing were found at build time
             ((term, weight),) = terms.items()
             same, answer_only = weight * COVER_SAME, weight * COVER_ANSWER
             order = self._one_term_order.get(term, [])
+            held = ((term, None),)  # every entry of its shortlist holds it
             for position, (total, entry, best, in_phrasing, factor) in enumerate(order[:rerank]):
                 covered = same if in_phrasing else answer_only
                 if credits:
                     covered += self._character_credit(credits, entry)
-                rescored.append((-(covered / query_mass * factor), -total, position, entry, best))
+                rescored.append(
+                    (-(covered / query_mass * factor), -total, position, entry, best, held)
+                )
         else:
             for position, (total, _phrasing, entry, present, best, best_score) in enumerate(
                 self._bm25_top(terms, rerank)
@@ -451,11 +453,14 @@ class FaqIndex:
                     factor = DOC_COVER_BASE + (1 - DOC_COVER_BASE) * doc_cover
                 if credits:
                     covered += self._character_credit(credits, entry)
-                rescored.append((-(covered / query_mass * factor), -total, position, entry, best))
+                rescored.append(
+                    (-(covered / query_mass * factor), -total, position, entry, best, present)
+                )
         rescored.sort()
         return [
-            self._match(terms, -confidence, -total, entry, best)
-            for confidence, total, _position, entry, best in rescored[:limit]
+            # matched terms: the query's terms in the entry's index (all of its terms)
+            self._match(-confidence, -total, entry, best, tuple(sorted([t for t, _ in held])))
+            for confidence, total, _position, entry, best, held in rescored[:limit]
         ]
 
     def _bm25_top(self, terms: Mapping[str, float], count: int) -> list[_Scored]:
@@ -546,13 +551,8 @@ class FaqIndex:
         return sorted(partial, key=partial.__getitem__, reverse=True)[:SHORTLIST]
 
     def _match(
-        self, terms: Mapping[str, float], confidence: float, total: float, entry: int, doc: int
+        self, confidence: float, total: float, entry: int, doc: int, matched: tuple[str, ...]
     ) -> FaqMatch:
-        vocabulary = self._entry_vocabulary[entry]
-        if len(terms) == 1:
-            matched: tuple[str, ...] = tuple(term for term in terms if term in vocabulary)
-        else:
-            matched = tuple(sorted([term for term in terms if term in vocabulary]))
         match: FaqMatch = _new_match(FaqMatch)
         _set_entry(match, self.entries[entry])
         _set_phrasing(match, self._doc_text[doc] if doc >= 0 else self.entries[entry].question)
@@ -605,9 +605,10 @@ def _by_confidence(item: tuple[float, float, int, int]) -> tuple[float, float]:
     return (-item[0], -item[1])
 
 
-def _entry(word: str, term: str) -> tuple[int, str, bool, bool]:
-    """Automaton value: length, term ("" = stopword), word-boundary checks needed."""
-    return (len(word), term, is_word_char(word[0]), is_word_char(word[-1]))
+def _entry(word: str, term: str, idf: float) -> _Found:
+    """Automaton value: length, term ("" = stopword), word-boundary checks needed, and
+    the term's idf (carried here: no idf look-up per term found)."""
+    return (len(word), term, is_word_char(word[0]), is_word_char(word[-1]), idf)
 
 
 def _bm25_order(item: tuple[float, float, int, object, object, object]) -> tuple[float, float, int]:
