@@ -19,7 +19,9 @@ import ahocorasick
 V = TypeVar("V")
 
 
-def _wide(text: str) -> str:
+def wide_form(text: str) -> str:
+    """The text as the automata read it (its UTF-16 bytes, one latin-1 character each):
+    made once per message when several automata scan it."""
     # a character outside the BMP (an emoji) becomes a surrogate pair: 4 bytes, not 2;
     # surrogatepass: a lone surrogate is scanned as itself rather than refused
     return text.encode("utf-16-be", "surrogatepass").decode("latin-1")
@@ -33,18 +35,20 @@ class WordAutomaton(Generic[V]):
         self._built = False
 
     def add(self, word: str, value: V) -> None:
-        self._automaton.add_word(_wide(word), value)
+        self._automaton.add_word(wide_form(word), value)
 
     def build(self) -> None:
         if len(self._automaton):
             self._automaton.make_automaton()
             self._built = True
 
-    def matches(self, text: str) -> list[tuple[int, V]]:
-        """(index of the last character, value) of every occurrence, left to right."""
+    def matches(self, text: str, wide: str | None = None) -> list[tuple[int, V]]:
+        """(index of the last character, value) of every occurrence, left to right;
+        `wide`: `wide_form(text)` when the caller has it already."""
         if not self._built:
             return []
-        wide = _wide(text)
+        if wide is None:
+            wide = wide_form(text)
         if len(wide) == 2 * len(text):  # every character is 2 bytes: positions halve
             # a match ending on an even byte starts inside a character: not a real one
             return [(end >> 1, value) for end, value in self._automaton.iter(wide) if end & 1]

@@ -64,7 +64,11 @@ class KeywordIndex:
         return len(self.rules)
 
     def first(
-        self, norm: str, refusal: Callable[[Rule, F], str | None], facts: F
+        self,
+        norm: str,
+        refusal: Callable[[Rule, F], str | None],
+        facts: F,
+        wide: str | None = None,
     ) -> tuple[Rule, tuple[str, ...]] | None:
         """The first of `candidates(norm)` that `refusal(rule, facts)` lets answer (a
         rule with no scope is never asked), with its matched keywords.
@@ -72,8 +76,9 @@ class KeywordIndex:
         The common message has no exact or regex match: each keyword's rules are then
         already in order, and the first rule in scope is the best first-in-scope rule of
         any keyword (or all-of rule completed), without the bookkeeping of `candidates`.
+        `wide`: `automaton.wide_form(norm)`, when the caller made it already.
         """
-        matches = self._automaton.matches(norm)
+        matches = self._automaton.matches(norm, wide)
         if (self._regex and not self._regex_gate_refuses(norm)) or trim_edges(norm) in self._exact:
             return self._first_candidate(norm, matches, refusal, facts)
         rules = self.rules

@@ -8,7 +8,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autoreply.automaton import WordAutomaton
+from autoreply.automaton import WordAutomaton, wide_form
 from autoreply.keyword_index import KeywordIndex
 from autoreply.rules import Rule, rule_from_fields
 from autoreply.store import RuleRow, compile_rule_rows
@@ -54,6 +54,16 @@ def test_automaton_never_matches_inside_a_surrogate_pair() -> None:
     automaton.build()
     assert automaton.matches("👌\u0000") == []
     assert automaton.matches("㷜") == [(0, "㷜")]
+
+
+@given(st.text(alphabet="退款式a👌好\ud83d", max_size=12))
+def test_automaton_given_the_wide_form_matches_as_given_the_text(text: str) -> None:
+    # the engine encodes a message once for both automata (keywords and FAQ)
+    automaton: WordAutomaton[str] = WordAutomaton()
+    for word in ("退款", "款式", "a", "👌好"):
+        automaton.add(word, word)
+    automaton.build()
+    assert automaton.matches(text, wide_form(text)) == automaton.matches(text)
 
 
 def test_empty_automaton_matches_nothing() -> None:
