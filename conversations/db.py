@@ -126,7 +126,18 @@ def _thread_twin(engine: AsyncEngine) -> Engine:
         connect_args={"timeout": 30, "check_same_thread": False},
     )
     event.listen(twin, "connect", _SQLITE_PRAGMAS.get(engine.sync_engine, _SqlitePragmas("FULL")))
+    event.listen(twin, "connect", _rare_checkpoints)
     return twin
+
+
+def _rare_checkpoints(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+    # the commit that crosses SQLite's WAL threshold copies the log into the database
+    # (tens of ms, with the provider waiting): leave that to the background writers,
+    # whose commits cross the default 1,000 pages first; this bound only keeps the log
+    # from growing without end when callbacks are the only writer
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA wal_autocheckpoint=20000")
+    cur.close()
 
 
 class WriterGate:

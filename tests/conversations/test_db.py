@@ -6,7 +6,7 @@ import asyncio
 import threading
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from conversations.db import Database
@@ -83,3 +83,15 @@ async def test_an_in_memory_store_runs_the_work_in_its_own_session() -> None:
             assert (await s.get(ChannelAccount, new_id)) is not None
     finally:
         await db.dispose()
+
+
+async def test_callback_commits_leave_wal_checkpoints_to_background_writers(
+    sqlite_db: Database,
+) -> None:
+    def pages(session: Session) -> int:
+        return int(session.execute(text("PRAGMA wal_autocheckpoint")).scalar_one())
+
+    async with sqlite_db.reading() as s:
+        background = (await s.execute(text("PRAGMA wal_autocheckpoint"))).scalar_one()
+    assert await sqlite_db.write_in_thread(pages) == 20000
+    assert background == 1000  # SQLite's default: these commits checkpoint first
