@@ -27,9 +27,9 @@ from channels.wecom.inbound import parse_xml
 from channels.wecom.outbound import failed
 from conversations.types import AccountRef, ChannelRules, Inbound, Outbound, SendResult
 
-from .decode import load_private_keys, random_key, to_inbound
+from .decode import key_mismatch, load_private_keys, random_key, to_inbound
 from .native import NativeFinanceSdk
-from .sdk import ArchiveConfigError, ArchiveError, FinanceSdk
+from .sdk import KEY_MISMATCH, ArchiveConfigError, ArchiveError, FinanceSdk
 from .simulated import SimulatedFinanceSdk
 
 CURSOR = "archive:seq"
@@ -83,10 +83,14 @@ class WeComArchiveAdapter(CallbackEndpoint):
         items: list[Inbound] = []
         last = seq
         for record in records:
-            key = random_key(
-                keys, int(record.get("publickey_ver", 0)), str(record["encrypt_random_key"])
-            )
-            plain = await self.sdk.decrypt_data(key, str(record["encrypt_chat_msg"]))
+            version = int(record.get("publickey_ver", 0))
+            key = random_key(keys, version, str(record["encrypt_random_key"]))
+            try:
+                plain = await self.sdk.decrypt_data(key, str(record["encrypt_chat_msg"]))
+            except ArchiveError as exc:
+                if exc.code == KEY_MISMATCH:  # a wrong key can still "decrypt" (see decode.py)
+                    raise key_mismatch(version) from exc
+                raise
             items.extend(to_inbound(json.loads(plain), int(record["seq"])))
             last = max(last, int(record["seq"]))
         return PullPage(

@@ -62,12 +62,21 @@ def random_key(keys: Mapping[int, rsa.RSAPrivateKey], version: int, encrypted: s
             f"(no private key for key version {version})"
         )
     try:
-        return key.decrypt(base64.b64decode(encrypted), padding.PKCS1v15()).decode()
+        plain = key.decrypt(base64.b64decode(encrypted), padding.PKCS1v15()).decode()
     except (ValueError, binascii.Error) as exc:
-        raise ArchiveConfigError(
-            f"publickey_ver={version} 的私钥无法解密：版本与私钥不匹配 "
-            f"(the private key for version {version} does not fit)"
-        ) from exc
+        raise key_mismatch(version) from exc
+    # OpenSSL's implicit rejection answers a wrong key with pseudo-random bytes instead of
+    # an error: a random key is printable text, anything else is the wrong private key
+    if not plain or not plain.isprintable():
+        raise key_mismatch(version)
+    return plain
+
+
+def key_mismatch(version: int) -> ArchiveConfigError:
+    return ArchiveConfigError(
+        f"publickey_ver={version} 的私钥无法解密：版本与私钥不匹配 "
+        f"(the private key for version {version} does not fit)"
+    )
 
 
 def _external(userid: str) -> bool:

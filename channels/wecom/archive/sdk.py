@@ -36,6 +36,7 @@ class FinanceSdk(Protocol):
 
 # SDK return codes and service errcodes an operator can act on (Finance SDK docs; 301052
 # and the IP codes from users' reports — research A.4, B.5)
+KEY_MISMATCH = 10006  # DecryptData: the random key (so the private key) is wrong
 EXPLAIN: Mapping[int, str] = {
     10000: "参数错误 (bad parameter given to the SDK)",
     10001: "网络错误：无法连接企业微信 (network error reaching WeCom)",

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from bot.pollers import load_cursors, store_pull_page
 from channels.registry import default_registry
 from channels.wecom.archive.adapter import CURSOR
+from channels.wecom.archive.decode import random_key
 from channels.wecom.archive.native import NativeFinanceSdk
 from channels.wecom.archive.sdk import ArchiveConfigError, ArchiveError
 from channels.wecom.simulator import msgaudit_notify_xml, push
@@ -229,3 +230,14 @@ async def test_sensitive_word_in_an_archived_chat_alerts_managers_once(
     found = await eventually(alerts)
     assert [(n.staff_id, n.kind) for n in found] == [(boss, "sensitive_word")]
     assert "回扣、私下转账" in found[0].text and "lisi" in found[0].text
+
+
+@pytest.mark.parametrize("garbage", [b"", b"\x07\x1b"])
+def test_a_wrong_key_that_decrypts_to_garbage_is_a_key_mismatch(garbage: bytes) -> None:
+    # OpenSSL's implicit rejection: a wrong private key yields pseudo-random bytes
+    class WrongKey:
+        def decrypt(self, _data: bytes, _padding: object) -> bytes:
+            return garbage
+
+    with pytest.raises(ArchiveConfigError, match="does not fit"):
+        random_key({1: WrongKey()}, 1, "AAAA")  # type: ignore[dict-item]
