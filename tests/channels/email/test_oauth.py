@@ -268,6 +268,13 @@ async def test_access_token_revoked_early_is_refreshed_and_the_login_retried(
     assert oauth_server.refreshes >= before + 1
 
 
+def revoke_consent(oauth_server: OAuthServer, ref: Any) -> None:
+    """The mailbox owner withdraws the app's consent: its refresh token stops working."""
+    with oauth_server.lock:
+        grant = oauth_server.grants[ref.secrets["oauth_refresh_token"]]
+    oauth_server.revoke_grant(grant)
+
+
 async def test_oauth_login_with_a_revoked_grant_reports_reauthorisation(
     db: Database,
     new_mailbox: Any,
@@ -278,9 +285,7 @@ async def test_oauth_login_with_a_revoked_grant_reports_reauthorisation(
 ) -> None:
     box = new_mailbox()
     ref, adapter = await oauth_adapter(db, box, oauth_server, http, tmp_path, adapters)
-    with oauth_server.lock:
-        grant = oauth_server.grants[ref.secrets["oauth_refresh_token"]]
-    oauth_server.revoke_grant(grant)
+    revoke_consent(oauth_server, ref)
 
     with pytest.raises(OAuthError) as caught:
         await drain(db, ref, adapter)
@@ -370,9 +375,7 @@ async def test_connection_check_names_reauthorisation_when_consent_was_withdrawn
 ) -> None:
     box = new_mailbox()
     ref, adapter = await oauth_adapter(db, box, oauth_server, http, tmp_path, adapters)
-    with oauth_server.lock:
-        grant = oauth_server.grants[ref.secrets["oauth_refresh_token"]]
-    oauth_server.revoke_grant(grant)
+    revoke_consent(oauth_server, ref)
 
     check = await adapter.check_connection()
 

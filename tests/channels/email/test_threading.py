@@ -73,6 +73,14 @@ async def account_and_adapter(db: Database, tmp_path: Path) -> tuple[ChannelAcco
     return row, EmailAdapter(ref, channel_context(tmp_path))
 
 
+async def store_first_question(
+    db: Database, account: ChannelAccount, adapter: EmailAdapter
+) -> Message:
+    """The buyer's first mail, <q1@customer.test>, that later mails refer to."""
+    raw = mail_bytes("buyer@customer.test", "<q1@customer.test>")
+    return await store(db, account, parsed_message(adapter, raw))
+
+
 async def store(db: Database, account: ChannelAccount, item: InboundMessage) -> Message:
     async with db.transaction() as session:
         result = await record_inbound(session, account, [item])
@@ -150,11 +158,7 @@ async def test_colleague_reply_to_our_mail_joins_the_customers_conversation(
     db: Database, tmp_path: Path
 ) -> None:
     account, adapter = await account_and_adapter(db, tmp_path)
-    first = await store(
-        db,
-        account,
-        parsed_message(adapter, mail_bytes("buyer@customer.test", "<q1@customer.test>")),
-    )
+    first = await store_first_question(db, account, adapter)
     await our_reply(db, first.conversation_id, "<crmbot.r1@example.test>")
 
     colleague = parsed_message(
@@ -177,11 +181,7 @@ async def test_forwarded_thread_is_found_through_an_older_reference(
     db: Database, tmp_path: Path
 ) -> None:
     account, adapter = await account_and_adapter(db, tmp_path)
-    first = await store(
-        db,
-        account,
-        parsed_message(adapter, mail_bytes("buyer@customer.test", "<q1@customer.test>")),
-    )
+    first = await store_first_question(db, account, adapter)
     forwarded = parsed_message(
         adapter,
         mail_bytes(
@@ -201,11 +201,7 @@ async def test_mail_referencing_nothing_we_know_starts_the_senders_own_conversat
     db: Database, tmp_path: Path
 ) -> None:
     account, adapter = await account_and_adapter(db, tmp_path)
-    first = await store(
-        db,
-        account,
-        parsed_message(adapter, mail_bytes("buyer@customer.test", "<q1@customer.test>")),
-    )
+    first = await store_first_question(db, account, adapter)
     stranger = parsed_message(
         adapter,
         mail_bytes("other@else.test", "<o1@else.test>", In_Reply_To="<unknown@else.test>"),
@@ -222,11 +218,7 @@ async def test_references_of_another_mailbox_do_not_cross_accounts(
 ) -> None:
     account, adapter = await account_and_adapter(db, tmp_path)
     other, other_adapter = await account_and_adapter(db, tmp_path)
-    await store(
-        db,
-        account,
-        parsed_message(adapter, mail_bytes("buyer@customer.test", "<q1@customer.test>")),
-    )
+    await store_first_question(db, account, adapter)
     reply = parsed_message(
         other_adapter,
         mail_bytes("boss@customer.test", "<q2@customer.test>", In_Reply_To="<q1@customer.test>"),
@@ -241,11 +233,7 @@ async def test_references_of_another_mailbox_do_not_cross_accounts(
 
 async def test_batch_ingest_path_follows_the_thread_too(db: Database, tmp_path: Path) -> None:
     account, adapter = await account_and_adapter(db, tmp_path)
-    first = await store(
-        db,
-        account,
-        parsed_message(adapter, mail_bytes("buyer@customer.test", "<q1@customer.test>")),
-    )
+    first = await store_first_question(db, account, adapter)
     colleague = parsed_message(
         adapter,
         mail_bytes("boss@customer.test", "<q2@customer.test>", In_Reply_To="<q1@customer.test>"),
