@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 
-from .automaton import wide_form
 from .faq import FaqIndex, FaqMatch
 from .keyword_index import Candidate, KeywordIndex
 from .normalize import exact_form, normalize, trim_edges
@@ -137,15 +136,14 @@ class Engine:
         norm = normalize(text)
         if explain:
             return self._explain(norm, facts)
-        wide = wide_form(norm)  # both automata read this form: made once
-        hit = self.keywords.first(norm, scope_refusal, facts, wide)
+        hit = self.keywords.first(norm, scope_refusal, facts)
         if hit is not None:
             rule, matched = hit
             if rule.action is RuleAction.HANDOFF:
                 reason = "negative_sentiment" if rule.id == NEGATIVE_RULE_ID else "handoff_keyword"
                 return _decision(Outcome.HANDOFF, reason, rule, matched, None, ())
             return _decision(Outcome.RULE, "rule", rule, matched, None, ())
-        faq_found, says_something = self.faq.answer(norm, 1, wide)
+        faq_found, says_something = self.faq.answer(norm, 1)
         found = tuple(faq_found)
         if trim_edges(norm) in self.quiet:
             return _decision(Outcome.QUIET, "quiet", None, (), None, found)

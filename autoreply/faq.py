@@ -330,17 +330,18 @@ class FaqIndex:
                 return True
         return False
 
-    def _scan(self, norm: str, wide: str | None = None) -> tuple[dict[str, float], int]:
+    def _scan(self, norm: str) -> tuple[dict[str, float], int]:
         """The index terms in `norm` (a `normalize`d text) as term → idf, and the mask of
         the characters that index terms and function words cover."""
         found: list[tuple[int, int, str, float]] = []
         covered = multi = 0
-        last = len(norm) - 1
-        for end, (length, term, left, right, idf) in self._automaton.matches(norm, wide):
-            start = end - length + 1
+        size = len(norm)
+        values = self._automaton.values
+        for index, start, end in self._automaton.occurrences(norm):
+            length, term, left, right, idf = values[index]
             if (left or right) and (
                 (left and start > 0 and is_word_char(norm[start - 1]))
-                or (right and end < last and is_word_char(norm[end + 1]))
+                or (right and end < size and is_word_char(norm[end]))
             ):
                 continue  # "pro" inside "product"
             found.append((start, length, term, idf))
@@ -382,13 +383,10 @@ class FaqIndex:
         terms, covered = self._scan(norm)
         return terms, self._unknown(norm, covered)
 
-    def answer(
-        self, norm: str, limit: int = 1, wide: str | None = None
-    ) -> tuple[list[FaqMatch], bool]:
+    def answer(self, norm: str, limit: int = 1) -> tuple[list[FaqMatch], bool]:
         """`rank(*query_terms(norm))`, and whether `norm` holds any term or unknown
-        content (False: only greetings and function words); `wide`:
-        `automaton.wide_form(norm)`, when the caller made it already."""
-        terms, covered = self._scan(norm, wide)
+        content (False: only greetings and function words)."""
+        terms, covered = self._scan(norm)
         if terms:
             return self.rank(terms, self._unknown(norm, covered), limit), True
         # nothing to rank: whether some content is uncovered matters, not its words

@@ -1,4 +1,4 @@
-"""All keyword rules compiled into one Aho–Corasick automaton (pyahocorasick, C), so a
+"""All keyword rules compiled into one Aho–Corasick automaton (ahocorasick_rs), so a
 message is scanned once whatever the number of rules; exact rules are one dict lookup.
 
 An index is immutable: a rebuild makes a new one beside the old and the cache swaps the
@@ -13,14 +13,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .automaton import WordAutomaton
+from .automaton import Occurrence, WordAutomaton
 from .normalize import exact_form, is_word_char, trim_edges
 from .rules import MatchKind, Rule
 
-# automaton value: (word length, boundary checks left/right, the word, the positions of
+# automaton value: (boundary checks left/right, the word, the positions of
 # the rules it alone satisfies (any-of and single-keyword rules), of the all-of rules
 # using it), best first; plain ints: a rebuild allocates few objects for the GC to track
-_WordValue = tuple[int, bool, bool, str, tuple[int, ...], tuple[int, ...]]
+_WordValue = tuple[bool, bool, str, tuple[int, ...], tuple[int, ...]]
 F = TypeVar("F")
 
 
@@ -57,7 +57,7 @@ class KeywordIndex:
         for word, (alone, together) in by_word.items():
             # ASCII words match on word boundaries only: "agent" is not in "management"
             left, right = is_word_char(word[0]), is_word_char(word[-1])
-            self._automaton.add(word, (len(word), left, right, word, tuple(alone), tuple(together)))
+            self._automaton.add(word, (left, right, word, tuple(alone), tuple(together)))
         self._automaton.build()
 
     def __len__(self) -> int:
@@ -68,7 +68,6 @@ class KeywordIndex:
         norm: str,
         refusal: Callable[[Rule, F], str | None],
         facts: F,
-        wide: str | None = None,
     ) -> tuple[Rule, tuple[str, ...]] | None:
         """The first of `candidates(norm)` that `refusal(rule, facts)` lets answer (a
         rule with no scope is never asked), with its matched keywords.
@@ -76,19 +75,20 @@ class KeywordIndex:
         The common message has no exact or regex match: each keyword's rules are then
         already in order, and the first rule in scope is the best first-in-scope rule of
         any keyword (or all-of rule completed), without the bookkeeping of `candidates`.
-        `wide`: `automaton.wide_form(norm)`, when the caller made it already.
         """
-        matches = self._automaton.matches(norm, wide)
+        found = self._automaton.occurrences(norm)
         if (self._regex and not self._regex_gate_refuses(norm)) or trim_edges(norm) in self._exact:
-            return self._first_candidate(norm, matches, refusal, facts)
+            return self._first_candidate(norm, found, refusal, facts)
         rules = self.rules
         best_pos = len(rules)
         best: Rule | None = None
         best_words: list[str] | None = None  # an all-of rule's keywords, once complete
         words: list[str] = []
         partial: dict[int, set[str]] | None = None
-        for end, (length, left, right, word, alone, together) in matches:
-            if (left or right) and not _on_boundaries(norm, end, length, left, right):
+        values = self._automaton.values
+        for index, start, end in found:
+            left, right, word, alone, together = values[index]
+            if (left or right) and not _on_boundaries(norm, start, end, left, right):
                 continue
             words.append(word)
             for pos in alone:
@@ -124,11 +124,11 @@ class KeywordIndex:
     def _first_candidate(
         self,
         norm: str,
-        matches: list[tuple[int, _WordValue]],
+        found: list[Occurrence],
         refusal: Callable[[Rule, F], str | None],
         facts: F,
     ) -> tuple[Rule, tuple[str, ...]] | None:
-        for cand in self._candidates(norm, matches):
+        for cand in self._candidates(norm, found):
             if cand.rule.everywhere or refusal(cand.rule, facts) is None:
                 return cand.rule, cand.matched
         return None
@@ -140,19 +140,21 @@ class KeywordIndex:
         Lazy: a caller that stops at the first rule in scope never evaluates the regex
         rules ranked after it (regexes are the only per-rule cost).
         """
-        return self._candidates(norm, self._automaton.matches(norm))
+        return self._candidates(norm, self._automaton.occurrences(norm))
 
     def _regex_gate_refuses(self, norm: str) -> bool:
         """True when no regex rule can match `norm` (one C-level search for them all)."""
         return self._regex_gate is not None and self._regex_gate.search(norm) is None
 
-    def _candidates(self, norm: str, matches: list[tuple[int, _WordValue]]) -> Iterator[Candidate]:
+    def _candidates(self, norm: str, occurrences: list[Occurrence]) -> Iterator[Candidate]:
         found: dict[int, list[str]] = {}
         for pos, word in self._exact.get(trim_edges(norm), ()):
             found[pos] = [word]
         partial: dict[int, set[str]] = {}
-        for end, (length, left, right, word, alone, together) in matches:
-            if (left or right) and not _on_boundaries(norm, end, length, left, right):
+        values = self._automaton.values
+        for index, start, end in occurrences:
+            left, right, word, alone, together = values[index]
+            if (left or right) and not _on_boundaries(norm, start, end, left, right):
                 continue
             for pos in alone:
                 hit = found.get(pos)
@@ -199,8 +201,8 @@ def _regex_gate(rules: Sequence[Rule]) -> re.Pattern[str] | None:
         return None
 
 
-def _on_boundaries(norm: str, end: int, length: int, left: bool, right: bool) -> bool:
-    start = end - length + 1
+def _on_boundaries(norm: str, start: int, end: int, left: bool, right: bool) -> bool:
+    """Whether norm[start:end] has no ASCII letter or digit on a side that needs it."""
     if left and start > 0 and is_word_char(norm[start - 1]):
         return False
-    return not (right and end + 1 < len(norm) and is_word_char(norm[end + 1]))
+    return not (right and end < len(norm) and is_word_char(norm[end]))

@@ -1,14 +1,15 @@
-"""The matching machinery under the rules: the UTF-16 automaton, the regex gate, and
+"""The matching machinery under the rules: the word automaton, the regex gate, and
 the rebuild that revalidates only edited rules."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autoreply.automaton import WordAutomaton, wide_form
+from autoreply.automaton import WordAutomaton
 from autoreply.keyword_index import KeywordIndex
 from autoreply.rules import Rule, rule_from_fields
 from autoreply.store import RuleRow, compile_rule_rows
@@ -22,12 +23,25 @@ def test_automaton_reports_the_last_character_index_of_each_word() -> None:
     assert automaton.matches("我要退款式a") == [(3, "退款"), (4, "款式"), (5, "a")]
 
 
-def test_automaton_never_matches_across_character_boundaries() -> None:
-    # 一 (00 00 4E 00) then 참 (00 00 CC 38): bytes 3–6 read 00 00 00 CC, which is Ì
-    automaton: WordAutomaton[int] = WordAutomaton()
-    automaton.add("\u00cc", 1)
+def test_automaton_reports_overlapping_words_by_end_then_longest_first() -> None:
+    # the FAQ scan relies on this order: a longer term is met before its suffixes
+    automaton: WordAutomaton[str] = WordAutomaton()
+    for word in ("卡", "会员卡", "员卡", "会员"):
+        automaton.add(word, word)
     automaton.build()
-    assert automaton.matches("一\ucc38") == []
+    assert automaton.matches("办会员卡") == [
+        (2, "会员"),
+        (3, "会员卡"),
+        (3, "员卡"),
+        (3, "卡"),
+    ]
+    occurrences = automaton.occurrences("办会员卡")
+    assert [(automaton.values[i], start, end) for i, start, end in occurrences] == [
+        ("会员", 1, 3),
+        ("会员卡", 1, 4),
+        ("员卡", 2, 4),
+        ("卡", 3, 4),
+    ]
 
 
 def test_automaton_handles_characters_outside_the_basic_plane() -> None:
@@ -45,25 +59,38 @@ def test_automaton_counts_a_character_outside_the_basic_plane_as_one() -> None:
     assert automaton.matches("👌👌我要退款") == [(0, "👌"), (1, "👌"), (5, "退款")]
 
 
-def test_automaton_never_matches_inside_a_surrogate_pair() -> None:
-    # 👌 then U+0000 is D8 3D DC 4C 00 00 in UTF-16: bytes 1–2 read 3D DC (㷜) and
-    # bytes 3–4 read 4C 00 (䰀), neither of them a character of the text
+def test_automaton_reads_a_lone_surrogate_as_one_character_of_no_word() -> None:
+    # JSON may carry "\ud83d" alone: it cannot be UTF-8, and must not shift positions
     automaton: WordAutomaton[str] = WordAutomaton()
-    for word in ("㷜", "䰀"):
+    for word in ("退款", "款"):
         automaton.add(word, word)
     automaton.build()
-    assert automaton.matches("👌\u0000") == []
-    assert automaton.matches("㷜") == [(0, "㷜")]
+    assert automaton.matches("\ud83d退款\udc4c款") == [(2, "退款"), (2, "款"), (4, "款")]
 
 
 @given(st.text(alphabet="退款式a👌好\ud83d", max_size=12))
-def test_automaton_given_the_wide_form_matches_as_given_the_text(text: str) -> None:
-    # the engine encodes a message once for both automata (keywords and FAQ)
+def test_automaton_finds_what_a_naive_search_finds(text: str) -> None:
+    words = ("退款", "款式", "a", "👌好", "款")
     automaton: WordAutomaton[str] = WordAutomaton()
-    for word in ("退款", "款式", "a", "👌好"):
+    for word in words:
         automaton.add(word, word)
     automaton.build()
-    assert automaton.matches(text, wide_form(text)) == automaton.matches(text)
+    naive = sorted(
+        (
+            (end - 1, word)
+            for word in words
+            for end in range(len(text) + 1)
+            if end >= len(word) and text[end - len(word) : end] == word
+        ),
+        key=lambda found: (found[0], -len(found[1])),
+    )
+    assert automaton.matches(text) == naive
+
+
+def test_automaton_refuses_an_empty_word() -> None:
+    automaton: WordAutomaton[str] = WordAutomaton()
+    with pytest.raises(ValueError, match="empty"):
+        automaton.add("", "nothing")
 
 
 def test_empty_automaton_matches_nothing() -> None:
