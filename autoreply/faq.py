@@ -24,7 +24,7 @@ from typing import ClassVar
 import jieba
 
 from .automaton import WordAutomaton
-from .dictionary import WordsByFirstCharacter
+from .dictionary import Context, WordsByFirstCharacter
 from .normalize import is_word_char, normalize
 from .templates import ReplyVariant
 
@@ -55,10 +55,8 @@ DOC_COVER_BASE = 0.5  # confidence = query cover × (base + (1 - base) × phrasi
 
 log = logging.getLogger(__name__)
 
-Unknown = tuple[tuple[str, float], ...]
-_Found = tuple[
-    int, str, bool, bool, float
-]  # FAQ automaton value, see `_entry`  # words no index term covers, with their mass
+Unknown = tuple[tuple[str, float], ...]  # words no index term covers, with their mass
+_Found = tuple[int, str, bool, bool, float, Context | None]  # FAQ automaton value, see `_entry`
 # (answer weight, ((phrasing, weight), …), best phrasing or -1, its weight, and the
 # entry's BM25 total and phrasing-cover factor when this is the only query term in it)
 _EntryTerm = tuple[float, tuple[tuple[int, float], ...], int, float, float, float]
@@ -257,10 +255,10 @@ class FaqIndex:
         automaton: WordAutomaton[_Found] = WordAutomaton()
         for word, term in surfaces.items():
             if term in self.idf:
-                automaton.add(word, _entry(word, term, self.idf[term]))
+                automaton.add(word, _entry(word, term, self.idf[term], general))
         for word in STOPWORDS:
             if word not in surfaces:
-                automaton.add(word, _entry(word, "", 0.0))
+                automaton.add(word, _entry(word, "", 0.0, general))
         automaton.build()
         self._automaton = automaton
 
@@ -305,58 +303,33 @@ class FaqIndex:
             out.append((word, weight))
             i += len(word)
 
-    def _inside_general_word(self, norm: str, pos: int) -> bool:
-        """Whether the character at `pos` belongs to a 2–3 character dictionary word."""
-        by_first = self._general_words
-        # the 2- and 3-character windows holding `pos`, by their first character
-        after = len(norm) - pos - 1
-        words = by_first.get(norm[pos])
-        if (
-            words is not None
-            and after >= 1
-            and (norm[pos : pos + 2] in words or (after >= 2 and norm[pos : pos + 3] in words))
-        ):
-            return True
-        if pos >= 1:
-            words = by_first.get(norm[pos - 1])
-            if words is not None and (
-                norm[pos - 1 : pos + 1] in words
-                or (after >= 1 and norm[pos - 1 : pos + 2] in words)
-            ):
-                return True
-        if pos >= 2:
-            words = by_first.get(norm[pos - 2])
-            if words is not None and norm[pos - 2 : pos + 1] in words:
-                return True
-        return False
-
     def _scan(self, norm: str) -> tuple[dict[str, float], int]:
         """The index terms in `norm` (a `normalize`d text) as term → idf, and the mask of
         the characters that index terms and function words cover."""
-        found: list[tuple[int, int, str, float]] = []
+        found: list[tuple[int, int, str, float, Context | None]] = []
         covered = multi = 0
         size = len(norm)
         values = self._automaton.values
         for index, start, end in self._automaton.occurrences(norm):
-            length, term, left, right, idf = values[index]
+            length, term, left, right, idf, context = values[index]
             if (left or right) and (
                 (left and start > 0 and is_word_char(norm[start - 1]))
                 or (right and end < size and is_word_char(norm[end]))
             ):
                 continue  # "pro" inside "product"
-            found.append((start, length, term, idf))
+            found.append((start, length, term, idf, context))
             mask = ((1 << length) - 1) << start
             covered |= mask
             if length > 1:
                 multi |= mask
         terms: dict[str, float] = {}
-        for start, length, term, idf in found:
+        for start, length, term, idf, context in found:
             if length == 1:
                 # a single character inside a longer word is part of that word, as in
                 # jieba's search mode: 会员卡 yields 会员, not 卡; 信用卡 is not 用 + 卡
                 if (multi >> start) & 1:
                     continue
-                if self._inside_general_word(norm, start):
+                if context is not None and context.holds(norm, start):
                     covered &= ~(1 << start)  # counted as unknown content instead
                     continue
             if term:
@@ -606,10 +579,16 @@ def _by_confidence(item: tuple[float, float, int, int]) -> tuple[float, float]:
     return (-item[0], -item[1])
 
 
-def _entry(word: str, term: str, idf: float) -> _Found:
-    """Automaton value: length, term ("" = stopword), word-boundary checks needed, and
-    the term's idf (carried here: no idf look-up per term found)."""
-    return (len(word), term, is_word_char(word[0]), is_word_char(word[-1]), idf)
+def _entry(word: str, term: str, idf: float, general: WordsByFirstCharacter) -> _Found:
+    """Automaton value: length, term ("" = stopword), word-boundary checks needed, the
+    term's idf (carried here: no idf look-up per term found), and for one character the
+    dictionary words it may be part of (None: none)."""
+    context = None
+    if len(word) == 1:
+        context = general.context(word)
+        if not any(context):
+            context = None
+    return (len(word), term, is_word_char(word[0]), is_word_char(word[-1]), idf, context)
 
 
 def _bm25_order(item: tuple[float, float, int, object, object, object]) -> tuple[float, float, int]:
