@@ -365,6 +365,21 @@ class FaqIndex:
         # nothing to rank: whether some content is uncovered matters, not its words
         return [], _has_uncovered_content(norm, covered)
 
+    def answer_many(self, norms: Sequence[str]) -> list[tuple[list[FaqMatch], bool]]:
+        """`answer(norm)` for each text, step by step over all of them (see
+        `Engine.decide_many`)."""
+        scans = [self._scan(norm) for norm in norms]
+        unknown = [
+            self._unknown(norm, covered) if terms else ()
+            for norm, (terms, covered) in zip(norms, scans, strict=True)
+        ]
+        return [
+            (self.rank(terms, words), True)
+            if terms
+            else ([], _has_uncovered_content(norm, covered))
+            for norm, (terms, covered), words in zip(norms, scans, unknown, strict=True)
+        ]
+
     def is_small_talk(self, text: str) -> bool:
         """True when the text holds no index term and no unknown content."""
         norm = normalize(text)

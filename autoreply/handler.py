@@ -17,13 +17,13 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.actions import queue_outbound
-from conversations.handlers import MessageContext
+from conversations.handlers import BATCH_CONTEXTS, MessageContext
 from conversations.models import Message, OutboxItem, StaffUser
 from conversations.types import Direction, MessageKind, MessageStatus, Purpose, SenderType
 
 from .budget import bot_replies_since, window_remaining
 from .cache import EngineCache
-from .engine import Decision, Facts, Outcome
+from .engine import Decision, Engine, Facts, Outcome
 from .handoff import HUMAN, hand_off, responsible_staff, resume_if_idle
 from .lifecycle import AccountProfile
 from .models import FaqEntry, KeywordRule
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 TagLookup = Callable[[AsyncSession, int], Awaitable[frozenset[int]]]
 _TEXT_KINDS = (MessageKind.TEXT.value, MessageKind.EMAIL.value)
 _MINUTE = timedelta(minutes=1)
+_BATCH_DECISIONS = "autoreply.decisions"  # key in MessageContext.batch
 
 
 async def no_tags(session: AsyncSession, customer_id: int) -> frozenset[int]:
@@ -99,13 +100,8 @@ class AutoReplyHandler:
             ctx.notes.append(f"autoreply: loop guard ({recent} bot replies this minute)")
             return
         previous = await _previous_inbound(session, conv.id, msg.id)
-        tags = (
-            await self.tag_lookup(session, ctx.customer.id)
-            if snapshot.engine.uses_tags
-            else frozenset()
-        )
-        facts = Facts(ctx.account.kind, ctx.account.id, ctx.now, tags)
-        decision = snapshot.engine.decide(msg.text, facts)
+        facts = await self._facts(ctx, snapshot.engine)
+        decision = await self._decided(ctx, snapshot.engine, facts)
         if decision.outcome in (Outcome.RULE, Outcome.FAQ) and await self._repeated(
             session, previous, msg
         ):
@@ -175,6 +171,36 @@ class AutoReplyHandler:
             )
         if sent or decision.outcome is Outcome.HANDOFF:
             ctx.claim(self.name)
+
+    async def _decided(self, ctx: MessageContext, engine: Engine, facts: Facts) -> Decision:
+        """This message's decision. In a pipeline batch, the first message decides for
+        every answerable one of the batch at once (`Engine.decide_many`: same decisions,
+        less time); a message whose facts differ from those assumed then (tags changed
+        by a handler since) or that the batch did not include is decided alone."""
+        batch = ctx.batch.get(BATCH_CONTEXTS)
+        if batch is None or len(batch) < 2:
+            return engine.decide(ctx.message.text, facts)
+        memo = ctx.batch.get(_BATCH_DECISIONS)
+        if memo is None or memo[0] is not engine:
+            # this message and the batch's later ones (earlier ones were decided already)
+            at = next(i for i, c in enumerate(batch) if c is ctx)
+            others = [c for c in batch[at:] if c is ctx or _answerable(c)]
+            assumed = [await self._facts(c, engine) for c in others]
+            decided = engine.decide_many([c.message.text for c in others], assumed)
+            memo = ctx.batch[_BATCH_DECISIONS] = (
+                engine,
+                {c.message.id: (f, d) for c, f, d in zip(others, assumed, decided, strict=True)},
+            )
+        planned = memo[1].get(ctx.message.id)
+        if planned is not None and planned[0] == facts:
+            return planned[1]
+        return engine.decide(ctx.message.text, facts)
+
+    async def _facts(self, ctx: MessageContext, engine: Engine) -> Facts:
+        tags = (
+            await self.tag_lookup(ctx.session, ctx.customer.id) if engine.uses_tags else frozenset()
+        )
+        return Facts(ctx.account.kind, ctx.account.id, ctx.now, tags)
 
     def _away(self, conversation_id: int, profile: AccountProfile, now: datetime) -> _Planned:
         """The out-of-office notice: at most one per conversation per local day."""

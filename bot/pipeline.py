@@ -22,6 +22,7 @@ from channels.registry import AdapterRegistry
 from conversations.actions import RecordResult
 from conversations.db import Database, utcnow
 from conversations.handlers import (
+    BATCH_CONTEXTS,
     BatchHandler,
     EventContext,
     EventHandler,
@@ -197,24 +198,26 @@ class Pipeline:
             }
             now = utcnow()
             memo: dict[str, Any] = {}
-            for msg in messages:
-                conv = convs[msg.conversation_id]
-                account = accounts[msg.account_id]
-                ctx = MessageContext(
+            batch = [
+                MessageContext(
                     session=s,
-                    account=account,
-                    rules=self.registry.rules(account.kind),
-                    conversation=conv,
-                    customer=customers[conv.customer_id],
+                    account=accounts[msg.account_id],
+                    rules=self.registry.rules(accounts[msg.account_id].kind),
+                    conversation=convs[msg.conversation_id],
+                    customer=customers[convs[msg.conversation_id].customer_id],
                     message=msg,
                     now=now,
                     batch=memo,
                 )
-                with bind(message_id=msg.id, account_id=account.id):
+                for msg in messages
+            ]
+            memo[BATCH_CONTEXTS] = batch  # a handler may prepare work for all of them at once
+            for ctx in batch:
+                with bind(message_id=ctx.message.id, account_id=ctx.account.id):
                     for name, handler in self.handlers.messages:
                         with HANDLER_SECONDS.labels(handler=name).time():
                             await handler(ctx)
-                done.append((msg.id, ctx))
+                done.append((ctx.message.id, ctx))
             contexts = [ctx for _mid, ctx in done]
             for name, batch_handler in self.handlers.batches:
                 with HANDLER_SECONDS.labels(handler=name).time():

@@ -30,7 +30,8 @@ class MessageContext:
     claimed_by: str | None = None
     notes: list[str] = field(default_factory=list)  # for the log line
     # shared by every context of one pipeline batch (one transaction): what each message
-    # would load the same (enabled rules) is loaded once; outside the pipeline, per call
+    # would load the same (enabled rules) is loaded once; outside the pipeline, per call.
+    # Under BATCH_CONTEXTS the pipeline puts every context of the batch, in order.
     batch: dict[str, Any] = field(default_factory=dict)
 
     def claim(self, handler: str) -> None:
@@ -47,6 +48,7 @@ class EventContext:
     now: datetime
 
 
+BATCH_CONTEXTS = "pipeline.contexts"  # key in MessageContext.batch
 MessageHandler = Callable[[MessageContext], Awaitable[None]]
 # after every message handler, once per batch, in the same transaction: set-based work
 BatchHandler = Callable[[Sequence[MessageContext]], Awaitable[None]]

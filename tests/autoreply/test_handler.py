@@ -5,15 +5,25 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 
 from autoreply import service
+from autoreply.engine import Decision, Engine, Facts
 from autoreply.faq_transfer import FaqRow
 from autoreply.models import KeywordRule
+from conversations import actions
 from conversations.db import Database
+from conversations.handlers import BATCH_CONTEXTS, MessageContext
 from conversations.models import Conversation, Customer, Message, StaffUser
 from conversations.notifications import StaffNotification
-from conversations.types import ChannelRules, MessageStatus, SenderType
+from conversations.types import (
+    ChannelRules,
+    InboundMessage,
+    MessageKind,
+    MessageStatus,
+    SenderType,
+)
 
 from .conftest import KF_RULES, Bench, make_bench
 
@@ -313,3 +323,59 @@ async def test_warm_up_builds_the_engine_before_the_first_message(bench: Bench) 
     await bench.say("价格")
     assert bench.handler.cache.rebuilds == 1  # the first message answered from the warm engine
     assert await bench.texts() == ["见官网"]
+
+
+async def test_a_pipeline_batch_is_decided_at_once_with_the_same_answers(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await add_rule(bench.db, keywords=["价格"], replies=["价格见官网"])
+    await add_rule(bench.db, keywords=["地址"], replies=["地址见官网"])
+    batches: list[list[str]] = []
+    decide_many = Engine.decide_many
+
+    def spy(engine: Engine, texts: list[str], facts: list[Facts]) -> list[Decision]:
+        batches.append(list(texts))
+        return decide_many(engine, texts, facts)
+
+    monkeypatch.setattr(Engine, "decide_many", spy)
+    texts = ["价格多少", "你们地址在哪", "好的", "价格呢"]
+    items = [
+        InboundMessage(
+            provider_key=f"b{i}",
+            external_id=f"wm_{i}",
+            kind=MessageKind.TEXT,
+            text=text,
+            occurred_at=datetime.now(UTC),
+            sender_name="王小明",
+        )
+        for i, text in enumerate(texts)
+    ]
+    async with bench.db.transaction() as s:
+        ids = (await actions.record_inbound(s, bench.account, items)).message_ids
+    async with bench.db.transaction() as s:
+        memo: dict[str, Any] = {}
+        batch = []
+        for message_id in ids:
+            msg = await s.get(Message, message_id)
+            assert msg is not None
+            conv = await s.get(Conversation, msg.conversation_id)
+            assert conv is not None
+            customer = await s.get(Customer, conv.customer_id)
+            assert customer is not None
+            batch.append(
+                MessageContext(
+                    session=s,
+                    account=bench.account,
+                    rules=bench.rules,
+                    conversation=conv,
+                    customer=customer,
+                    message=msg,
+                    now=datetime.now(UTC),
+                    batch=memo,
+                )
+            )
+        memo[BATCH_CONTEXTS] = batch
+        for ctx in batch:
+            await bench.handler(ctx)
+    assert batches == [texts]  # the first message decided for the whole batch
+    assert await bench.texts() == ["价格见官网", "地址见官网", "价格见官网"]
