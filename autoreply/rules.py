@@ -73,9 +73,10 @@ class TimeWindow:
         return (local.weekday() - 1) % 7 in self.days and now < self.end
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rule:
-    """One compiled-ready rule (a snapshot of a `KeywordRule` row)."""
+    """One compiled-ready rule (a snapshot of a `KeywordRule` row; slots: a decision
+    reads a few fields of a Rule that is rarely in the CPU cache, one line not three)."""
 
     id: int
     match: MatchKind
