@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from autoreply.cache import EngineCache
 from autoreply.handler import AutoReplyHandler
@@ -55,26 +56,38 @@ class Bench:
         async with self.db.transaction() as s:
             res = await actions.record_inbound(s, self.account, [item])
         async with self.db.transaction() as s:
-            msg = await s.get(Message, res.message_ids[0])
-            assert msg is not None
-            conv = await s.get(Conversation, msg.conversation_id)
-            assert conv is not None
-            customer = await s.get(Customer, conv.customer_id)
-            assert customer is not None
-            account = await s.get(ChannelAccount, self.account.id)
-            assert account is not None
-            ctx = MessageContext(
-                session=s,
-                account=account,
-                rules=self.rules,
-                conversation=conv,
-                customer=customer,
-                message=msg,
-                now=now or datetime.now(UTC),
-                claimed_by=claimed_by,
-            )
+            ctx = await self.context(s, res.message_ids[0], now=now or datetime.now(UTC))
+            ctx.claimed_by = claimed_by
             await self.handler(ctx)
         return ctx
+
+    async def context(
+        self,
+        s: AsyncSession,
+        message_id: int,
+        *,
+        now: datetime,
+        batch: dict[str, Any] | None = None,
+    ) -> MessageContext:
+        """The pipeline's context for a stored message (`batch`: a shared batch memo)."""
+        msg = await s.get(Message, message_id)
+        assert msg is not None
+        conv = await s.get(Conversation, msg.conversation_id)
+        assert conv is not None
+        customer = await s.get(Customer, conv.customer_id)
+        assert customer is not None
+        account = await s.get(ChannelAccount, self.account.id)
+        assert account is not None
+        return MessageContext(
+            session=s,
+            account=account,
+            rules=self.rules,
+            conversation=conv,
+            customer=customer,
+            message=msg,
+            now=now,
+            batch={} if batch is None else batch,
+        )
 
     async def outbox(self) -> list[OutboxItem]:
         async with self.db.reading() as s:
@@ -85,9 +98,9 @@ class Bench:
 
     async def conversation(self) -> Conversation:
         async with self.db.reading() as s:
-            return (
-                (await s.execute(select(Conversation).order_by(Conversation.id))).scalars().first()
-            )  # type: ignore[return-value]
+            conv = await s.scalar(select(Conversation).order_by(Conversation.id).limit(1))
+            assert conv is not None
+            return conv
 
 
 async def make_bench(

@@ -14,7 +14,7 @@ from autoreply.faq_transfer import FaqRow
 from autoreply.models import KeywordRule
 from conversations import actions
 from conversations.db import Database
-from conversations.handlers import BATCH_CONTEXTS, MessageContext
+from conversations.handlers import BATCH_CONTEXTS
 from conversations.models import Conversation, Customer, Message, StaffUser
 from conversations.notifications import StaffNotification
 from conversations.types import (
@@ -284,7 +284,7 @@ async def test_tag_scoped_rule_uses_injected_lookup(db: Database) -> None:
     async def tags(session: object, customer_id: int) -> frozenset[int]:
         return frozenset({42})
 
-    b.handler.tag_lookup = tags  # type: ignore[assignment]
+    b.handler.tag_lookup = tags
     await add_rule(db, keywords=["价格"], replies=["VIP价"], tag_ids=[42], priority=1)
     await add_rule(db, keywords=["价格"], replies=["普通价"])
     await b.say("价格")
@@ -354,26 +354,8 @@ async def test_a_pipeline_batch_is_decided_at_once_with_the_same_answers(
         ids = (await actions.record_inbound(s, bench.account, items)).message_ids
     async with bench.db.transaction() as s:
         memo: dict[str, Any] = {}
-        batch = []
-        for message_id in ids:
-            msg = await s.get(Message, message_id)
-            assert msg is not None
-            conv = await s.get(Conversation, msg.conversation_id)
-            assert conv is not None
-            customer = await s.get(Customer, conv.customer_id)
-            assert customer is not None
-            batch.append(
-                MessageContext(
-                    session=s,
-                    account=bench.account,
-                    rules=bench.rules,
-                    conversation=conv,
-                    customer=customer,
-                    message=msg,
-                    now=datetime.now(UTC),
-                    batch=memo,
-                )
-            )
+        now = datetime.now(UTC)
+        batch = [await bench.context(s, message_id, now=now, batch=memo) for message_id in ids]
         memo[BATCH_CONTEXTS] = batch
         for ctx in batch:
             await bench.handler(ctx)
